@@ -1,0 +1,145 @@
+"""The `groundtune` command: parse arguments, call one stage's entry function, turn errors into one line.
+
+    groundtune data   --config CFG [--out DIR]            build and check the chat dataset
+    groundtune train  --config CFG [--resume] [--overwrite] LoRA-train; writes outputs/<run>/
+    groundtune run    --config CFG [--resume] [--overwrite] train, then evaluate (what `make run` does)
+    groundtune ask    --model DIR ["question"]             answer one question, or chat interactively
+
+Any config key can be overridden with a dotted flag: `--train.epochs 2 --lora.r 8`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from groundtune.config import RunConfig, describe, load_config
+from groundtune.errors import GroundtuneError, redact
+
+
+def _config_help() -> str:
+    rows = describe(RunConfig)
+    width = max(len(k) for k, _, _ in rows)
+    lines = ["config keys (YAML, or override with --KEY VALUE):"]
+    lines += [f"  {k:<{width}}  {doc} [default: {default}]" for k, default, doc in rows]
+    return "\n".join(lines)
+
+
+def _load(args, overrides: list[str]) -> RunConfig:
+    return load_config(args.config, overrides)
+
+
+def _no_overrides(extra: list[str]) -> None:
+    if extra:
+        raise GroundtuneError(f"unexpected argument(s): {' '.join(extra)}")
+
+
+# --------------------------------------------------------------------------------------------------
+# Commands
+
+
+def cmd_data(args, extra) -> int:
+    from groundtune import model as models
+    from groundtune.data import format_stats, prepare_data
+
+    cfg = _load(args, extra)
+    tokenizer = models.load_tokenizer(models.resolve(cfg.model.base_model).path)
+    if args.out and Path(args.out).exists() and not args.overwrite:
+        raise GroundtuneError("already exists; pass --overwrite to replace it", args.out)
+    _, _, _, info = prepare_data(cfg.data, tokenizer, save_to=args.out)
+    print(format_stats(info))
+    if args.out:
+        print(f"dataset saved to {args.out}")
+    return 0
+
+
+def cmd_train(args, extra) -> int:
+    from groundtune.train import train
+
+    train(_load(args, extra), resume=args.resume, overwrite=args.overwrite)
+    return 0
+
+
+def cmd_run(args, extra) -> int:
+    from groundtune.run import run
+
+    run(_load(args, extra), resume=args.resume, overwrite=args.overwrite)
+    return 0
+
+
+def cmd_ask(args, extra) -> int:
+    from groundtune.infer import ask
+
+    _no_overrides(extra)
+    ask(args.model, args.question, max_new_tokens=args.max_new_tokens, device=args.device)
+    return 0
+
+
+# --------------------------------------------------------------------------------------------------
+# Parser and main
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="groundtune", description=__doc__.split("\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--debug", action="store_true", help="show Python tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def with_config(name: str, help_: str, func):
+        p = sub.add_parser(name, help=help_, description=help_, epilog=_config_help(),
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        p.add_argument("--config", help="YAML config (configs/*.yaml); omitted: all defaults")
+        p.add_argument("--debug", action="store_true", help="show Python tracebacks")
+        p.set_defaults(func=func)
+        return p
+
+    p = with_config("data", "build, validate and summarise the chat dataset", cmd_data)
+    p.add_argument("--out", help="save the DatasetDict here (datasets.save_to_disk)")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    for name, help_, func in (("train", "LoRA-train the base model; writes OUTPUT/RUN and points OUTPUT/latest at it", cmd_train),
+                              ("run", "train, then evaluate: the main job (make run)", cmd_run)):
+        p = with_config(name, help_, func)
+        p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
+        p.add_argument("--overwrite", action="store_true", help="replace an existing run folder of the same name")
+
+    p = sub.add_parser("ask", help="answer a question with a trained model (interactive without one)")
+    p.add_argument("--model", default="outputs/latest", help="run folder or model folder [default: outputs/latest]")
+    p.add_argument("question", nargs="?", help="the question; omitted: interactive session")
+    p.add_argument("--max-new-tokens", type=int, default=256)
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    p.add_argument("--debug", action="store_true", help="show Python tracebacks")
+    p.set_defaults(func=cmd_ask)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    debug = args.debug or os.environ.get("GROUNDTUNE_DEBUG") == "1"
+    try:
+        return args.func(args, extra)
+    except GroundtuneError as e:
+        if debug:
+            raise
+        print(f"groundtune: error: {redact(str(e))}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("groundtune: interrupted", file=sys.stderr)
+        return 130
+    except MemoryError:
+        print("groundtune: error: out of memory (try a smaller train.batch_size or data.max_length)", file=sys.stderr)
+        return 1
+    except Exception as e:  # anything else is a bug or an environment problem: one line, details on --debug
+        if debug:
+            raise
+        first = str(e).splitlines()[0] if str(e) else ""
+        print(f"groundtune: error: {type(e).__name__}: {redact(first)} (rerun with --debug for the traceback)",
+              file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

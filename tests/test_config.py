@@ -1,0 +1,107 @@
+from pathlib import Path
+
+import pytest
+
+from groundtune.config import RunConfig, describe, field_docs, load_config, parse_overrides
+from groundtune.errors import GroundtuneError
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = sorted(p for p in (REPO / "configs").rglob("*.yaml") if "accelerate" not in p.parts)
+
+
+def test_there_are_configs():
+    assert any(p.name == "smollm2-135m-cpu.yaml" for p in CONFIGS)
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: str(p.relative_to(REPO)))
+def test_every_config_validates(path):
+    cfg = load_config(path)
+    assert isinstance(cfg, RunConfig)
+    first = path.read_text().splitlines()[0]
+    assert first.startswith("#"), "each config starts with a comment giving the command that runs it"
+
+
+def write(tmp_path, text):
+    p = tmp_path / "c.yaml"
+    p.write_text(text)
+    return p
+
+
+def test_unknown_key_names_file_line_and_suggests(tmp_path):
+    p = write(tmp_path, "run_name: x\ntrain:\n  epochs: 2\n  learnig_rate: 0.1\n")
+    with pytest.raises(GroundtuneError) as e:
+        load_config(p)
+    assert str(e.value) == f"{p}:4: train.learnig_rate: unknown config key (did you mean 'train.learning_rate'?)"
+
+
+def test_unknown_top_level_section(tmp_path):
+    with pytest.raises(GroundtuneError, match=r"c.yaml:1: trian: unknown config key \(did you mean 'train'\?\)"):
+        load_config(write(tmp_path, "trian:\n  epochs: 1\n"))
+
+
+def test_negative_learning_rate_points_at_line(tmp_path):
+    p = write(tmp_path, "train:\n  learning_rate: -0.1\n")
+    with pytest.raises(GroundtuneError, match=r"c.yaml:2: train.learning_rate: must be > 0"):
+        load_config(p)
+
+
+def test_wrong_type(tmp_path):
+    with pytest.raises(GroundtuneError, match=r"c.yaml:2: lora.r: expected an integer, got 'sixteen'"):
+        load_config(write(tmp_path, "lora:\n  r: sixteen\n"))
+
+
+def test_bool_is_not_an_int(tmp_path):
+    with pytest.raises(GroundtuneError, match="expected an integer"):
+        load_config(write(tmp_path, "lora:\n  r: true\n"))
+
+
+def test_literal_choices(tmp_path):
+    with pytest.raises(GroundtuneError, match="must be one of auto, cpu, cuda, mps"):
+        load_config(write(tmp_path, "model:\n  device: tpu\n"))
+
+
+def test_int_accepted_for_float(tmp_path):
+    assert load_config(write(tmp_path, "train:\n  learning_rate: 1\n")).train.learning_rate == 1.0
+
+
+def test_invalid_yaml_line(tmp_path):
+    with pytest.raises(GroundtuneError, match=r"c.yaml:2: invalid YAML"):
+        load_config(write(tmp_path, "train:\n\tepochs: 1\n"))
+
+
+def test_not_a_mapping(tmp_path):
+    with pytest.raises(GroundtuneError, match="must be a mapping"):
+        load_config(write(tmp_path, "- a\n- b\n"))
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(GroundtuneError, match="config file not found"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_overrides_win_and_are_typed(tmp_path):
+    p = write(tmp_path, "train:\n  epochs: 2\n")
+    cfg = load_config(p, ["--train.epochs", "3", "--lora.r=8", "--lora.target_modules", "[q_proj, v_proj]"])
+    assert cfg.train.epochs == 3 and cfg.lora.r == 8 and cfg.lora.target_modules == ["q_proj", "v_proj"]
+
+
+def test_unknown_override_is_an_error():
+    with pytest.raises(GroundtuneError, match=r"--train.epoch: unknown config key \(did you mean 'train.epochs'\?\)"):
+        load_config(None, ["--train.epoch", "3"])
+
+
+def test_bad_override_value_is_an_error():
+    with pytest.raises(GroundtuneError, match=r"^--train.batch_size: must be >= 1$"):
+        load_config(None, ["--train.batch_size", "0"])
+
+
+def test_override_needs_value():
+    with pytest.raises(GroundtuneError, match="needs a value"):
+        parse_overrides(["--train.epochs"])
+
+
+def test_every_field_is_documented():
+    rows = describe(RunConfig)
+    missing = [key for key, _, doc in rows if not doc]
+    assert not missing, f"fields without a docstring: {missing}"
+    assert field_docs(RunConfig)["seed"].startswith("Seed")

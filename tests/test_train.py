@@ -1,0 +1,163 @@
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from groundtune.chat import IGNORE_INDEX, system_text, to_messages, tokenize_chat
+from groundtune.cli import main
+from groundtune.config import DataConfig, load_config
+from groundtune.train import PrefixSharingCollator, common_prefix_length, shared_prefix_loss
+
+from conftest import build_tiny_model, tiny_run_overrides
+
+PASSAGE = "Alice founded Acme in 2001. Acme makes two kinds of widgets in Lyon."
+QA = [("Who founded Acme?", "Alice founded it."),
+      ("What does Acme make?", "Two kinds of widgets, made in Lyon."),
+      ("When was Acme founded?", "In 2001.")]
+
+
+def examples(tokenizer):
+    system = system_text(PASSAGE, DataConfig())
+    return [tokenize_chat(tokenizer, to_messages(q, a, system)) for q, a in QA]
+
+
+def test_common_prefix_length():
+    assert common_prefix_length([[1, 2, 3], [1, 2, 4, 5], [1, 2]]) == 2
+    assert common_prefix_length([[7], [8]]) == 0
+
+
+def test_collator_shares_prefix_and_shifts_labels(tokenizer):
+    feats = examples(tokenizer)
+    batch = PrefixSharingCollator(tokenizer.pad_token_id, share_prefix=True)(feats)
+    p = batch["prefix_ids"].numel()
+    assert p > 20, "the system prompt with the passage is shared"
+    for row, f in enumerate(feats):
+        n = len(f["input_ids"]) - p
+        assert batch["input_ids"][row, :n].tolist() == f["input_ids"][p:]
+        assert batch["attention_mask"][row].sum().item() == n
+        assert batch["shift_labels"][row, : n - 1].tolist() == f["labels"][p + 1:]
+    assert (batch["shift_labels"][:, -1] == IGNORE_INDEX).all()
+    plain = PrefixSharingCollator(tokenizer.pad_token_id, share_prefix=False)(feats)
+    assert plain["prefix_ids"].numel() == 0
+
+
+@pytest.mark.parametrize("share", [True, False])
+def test_shared_prefix_loss_equals_plain_loss(tokenizer, share):
+    model = build_tiny_model(tokenizer, seed=1).eval()
+    feats = examples(tokenizer)
+    batch = PrefixSharingCollator(tokenizer.pad_token_id, share_prefix=share)(feats)
+    loss_sum, n = shared_prefix_loss(model, batch)
+    # reference: each example alone, the transformers way (shifted mean cross-entropy over labels)
+    ref_sum, ref_n = 0.0, 0
+    for f in feats:
+        ids = torch.tensor([f["input_ids"]])
+        labels = torch.tensor([f["labels"]])
+        k = (labels[0, 1:] != IGNORE_INDEX).sum().item()
+        ref_sum += model(input_ids=ids, labels=labels).loss.item() * k
+        ref_n += k
+    assert n.item() == ref_n
+    assert loss_sum.item() == pytest.approx(ref_sum, rel=1e-5)
+
+
+def test_lora_moves_adapter_and_leaves_base_untouched(tokenizer):
+    from transformers import TrainingArguments
+
+    from groundtune.config import RunConfig
+    from groundtune.train import GroundtuneTrainer, lora_model
+
+    model = build_tiny_model(tokenizer, seed=2)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    peft_model = lora_model(model, RunConfig())
+    lora_before = {k: v.clone() for k, v in peft_model.named_parameters() if "lora_" in k}
+    assert lora_before and all(p.requires_grad == ("lora_" in n) for n, p in peft_model.named_parameters())
+    import datasets
+
+    ds = datasets.Dataset.from_list(examples(tokenizer))
+    args = TrainingArguments(output_dir="/tmp/unused", max_steps=3, per_device_train_batch_size=3, learning_rate=1e-2,
+                             report_to="none", use_cpu=True, save_strategy="no", remove_unused_columns=False,
+                             disable_tqdm=True)
+    GroundtuneTrainer(model=peft_model, args=args, train_dataset=ds,
+                      data_collator=PrefixSharingCollator(tokenizer.pad_token_id)).train()
+    moved = [k for k, v in peft_model.named_parameters() if "lora_B" in k and not torch.equal(v, lora_before[k])]
+    assert len(moved) == len([k for k in lora_before if "lora_B" in k])
+    base_now = {k.replace("base_model.model.", "").replace(".base_layer", ""): v
+                for k, v in peft_model.state_dict().items() if "lora_" not in k}
+    for k, v in before.items():
+        assert torch.equal(base_now[k], v), k
+
+
+RUN_FILES = {"adapter", "chat_template.jinja", "config.json", "config.yaml", "dataset", "generation_config.json",
+             "log_history.json", "loss.png", "manifest.json", "model.safetensors", "tokenizer.json",
+             "tokenizer_config.json"}
+
+
+def cli_overrides(d: dict) -> list[str]:
+    return [x for k, v in d.items() for x in (f"--{k}", json.dumps(v) if not isinstance(v, str) else v)]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tiny_model_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("outputs")
+    code = main(["train", *cli_overrides(tiny_run_overrides(tiny_model_dir, out))])
+    assert code == 0
+    return out
+
+
+def test_train_cli_writes_exactly_the_run_files(tiny_run):
+    run = tiny_run / "tiny"
+    assert {p.name for p in run.iterdir()} == RUN_FILES
+    assert {p.name for p in tiny_run.iterdir()} == {"tiny", "latest"}
+    assert os.readlink(tiny_run / "latest") == "tiny"
+    adapter = json.loads((run / "adapter" / "adapter_config.json").read_text())
+    assert adapter["r"] == 16 and adapter["lora_alpha"] == 32
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["seed"] == 42 and manifest["data"]["user_pairs"] == 9 and len(manifest["data"]["data_hash"]) == 64
+    assert manifest["environment"]["packages"]["transformers"] and manifest["timings_s"]["train"] > 0
+    assert load_config(run / "config.yaml").run_name == "tiny"
+    assert not list(run.glob("*.bin")) and not list(run.glob("*.pt")) and not list(run.glob("*.pkl"))
+
+
+def test_run_folder_loads_with_pipeline_and_question_only(tiny_run):
+    from transformers import pipeline
+
+    pipe = pipeline("text-generation", model=str(tiny_run / "latest"))
+    prompt = pipe.tokenizer.apply_chat_template([{"role": "user", "content": "Who?"}], tokenize=False,
+                                                add_generation_prompt=True)
+    assert "NATO Secretary General Mark Rutte has been at the forefront" in prompt
+    out = pipe([{"role": "user", "content": "Who?"}], max_new_tokens=5)
+    assert out[0]["generated_text"][-1]["role"] == "assistant"
+
+
+def test_merged_model_matches_base_plus_adapter(tiny_run, tiny_model_dir, tokenizer):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    run = tiny_run / "tiny"
+    ids = torch.tensor([tokenizer("Rutte welcomed Germany's decision")["input_ids"]])
+    merged = AutoModelForCausalLM.from_pretrained(run).eval()
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    with torch.no_grad():
+        base_logits = base(ids).logits
+        adapted = PeftModel.from_pretrained(base, run / "adapter").eval()
+        merged_logits, adapted_logits = merged(ids).logits, adapted(ids).logits
+    assert torch.allclose(merged_logits, adapted_logits, atol=1e-4)
+    assert not torch.allclose(merged_logits, base_logits, atol=1e-4), "training changed the model"
+
+
+def test_existing_run_is_not_overwritten(tiny_run, tiny_model_dir, capsys):
+    before = (tiny_run / "tiny" / "manifest.json").read_text()
+    code = main(["train", *cli_overrides(tiny_run_overrides(tiny_model_dir, tiny_run))])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert err[0] == f"groundtune: error: {tiny_run / 'tiny'}: run folder already exists; pass --overwrite to replace it or choose another run_name"
+    assert (tiny_run / "tiny" / "manifest.json").read_text() == before
+
+
+def test_unknown_cli_key_is_one_line_and_writes_nothing(tmp_path, tiny_model_dir, capsys):
+    overrides = tiny_run_overrides(tiny_model_dir, tmp_path / "out")
+    code = main(["train", *cli_overrides(overrides), "--train.epocs", "2"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err == ["groundtune: error: --train.epocs: unknown config key (did you mean 'train.epochs'?)"]
+    assert not (tmp_path / "out").exists()
