@@ -4,6 +4,10 @@
     groundtune train  --config CFG [--resume] [--overwrite] LoRA-train; writes outputs/<run>/
     groundtune run    --config CFG [--resume] [--overwrite] train, then evaluate (what `make run` does)
     groundtune ask    --model DIR ["question"]             answer one question, or chat interactively
+    groundtune eval   --model DIR [--compare-base] [--questions FILE.jsonl] [--out DIR]   answer, score, report
+    groundtune score  ROWS.jsonl [--source PASSAGE.txt] [--out FILE]   consistency of given answers
+    groundtune audit  --config CFG [--data FILE]           claims in the reference answers the passage lacks
+    groundtune calibrate --labels FILE --out weights.json  fit consistency on half the labels, report the other
 
 Any config key can be overridden with a dotted flag: `--train.epochs 2 --lora.r 8`.
 """
@@ -77,6 +81,66 @@ def cmd_ask(args, extra) -> int:
     return 0
 
 
+def cmd_eval(args, extra) -> int:
+    from groundtune.config import load_config
+    from groundtune.evaluation.harness import evaluate_model
+    from groundtune.evaluation.report import headline
+    from groundtune.infer import check_model_dir
+
+    model = check_model_dir(args.model)
+    saved = model / "config.yaml"
+    flags = (("max_new_tokens", args.max_new_tokens), ("batch_size", args.batch_size), ("nli_model", args.nli_model))
+    overrides = {**_dotted(extra), **{f"eval.{k}": v for k, v in flags if v is not None}}
+    cfg = load_config(saved if saved.is_file() else None, overrides).eval
+    out = Path(args.out) if args.out else model / "eval"
+    report = evaluate_model(model, out, cfg=cfg, compare_base=args.compare_base, base_model=args.base_model,
+                            source_path=args.source, device=args.device, question_sets=args.questions)
+    print(headline(report))
+    print(f"report written to {out}")
+    return 0
+
+
+def _dotted(extra: list[str]) -> dict:
+    """`--eval.batch_size 8` style overrides for the eval command (only eval.* keys)."""
+    from groundtune.config import parse_overrides
+
+    flat = parse_overrides(extra)
+    bad = [k for k in flat if not k.startswith("eval.")]
+    if bad:
+        raise GroundtuneError(f"unexpected argument --{bad[0]} (eval takes eval.* overrides only)")
+    return flat
+
+
+def cmd_score(args, extra) -> int:
+    from groundtune.evaluation.score import score_file
+
+    _no_overrides(extra)
+    score_file(args.rows, args.source, args.out, nli_model=args.nli_model)
+    return 0
+
+
+def cmd_audit(args, extra) -> int:
+    from groundtune.evaluation.audit import audit
+
+    overrides = list(extra)
+    if args.data:
+        overrides += ["--data.path", args.data]
+    if args.source:
+        overrides += ["--data.source_path", args.source]
+    audit(_load(args, overrides).data)
+    return 0
+
+
+def cmd_calibrate(args, extra) -> int:
+    from groundtune.evaluation.calibrate import calibrate
+
+    _no_overrides(extra)
+    calibrate(args.labels, args.out)
+    if args.out:
+        print(f"weights written to {args.out}")
+    return 0
+
+
 # --------------------------------------------------------------------------------------------------
 # Parser and main
 
@@ -111,6 +175,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     p.add_argument("--debug", action="store_true", help="show Python tracebacks")
     p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("eval", help="answer question sets with a model (and its base), score them, write a report",
+                       description="answer question sets with a model (and its base), score them, write "
+                                   "report.json/md/html; eval.* config keys can be overridden (--eval.batch_size 8)")
+    p.add_argument("--model", default="outputs/latest", help="run folder or model folder [default: outputs/latest]")
+    p.add_argument("--out", help="report folder [default: MODEL/eval]")
+    p.add_argument("--compare-base", action="store_true", help="also answer with the untuned base model, same prompt")
+    p.add_argument("--questions", action="append", metavar="FILE.jsonl",
+                   help="question set (repeatable; 'train' = the run's own pairs) [default: the run's eval.question_sets]")
+    p.add_argument("--base-model", help="base model for --compare-base when MODEL is not a groundtune run")
+    p.add_argument("--source", help="passage file when MODEL is not a single-passage groundtune run")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    p.add_argument("--max-new-tokens", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--nli-model", help="optional local NLI / fact-checking model folder (adds the signal nli)")
+    p.add_argument("--debug", action="store_true", help="show Python tracebacks")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("score", help="consistency of answers with their reference and source (JSONL in, JSONL out)")
+    p.add_argument("rows", help='JSONL rows {"id", "answer", "reference", "question"?, "source"?}')
+    p.add_argument("--source", help="passage file for rows without a source")
+    p.add_argument("--out", help="write the scored rows here [default: stdout]")
+    p.add_argument("--nli-model", help="optional local NLI / fact-checking model folder (adds the signal nli)")
+    p.add_argument("--debug", action="store_true", help="show Python tracebacks")
+    p.set_defaults(func=cmd_score)
+
+    p = with_config("audit", "list what the reference answers claim that the passage does not support", cmd_audit)
+    p.add_argument("--data", help="Q&A file to audit instead of the config's data.path")
+    p.add_argument("--source", help="passage file for rows without a source (data.source_path)")
+
+    p = sub.add_parser("calibrate", help="fit consistency on half of a labelled set, report AUC on the other half")
+    p.add_argument("--labels", default="tests/data/consistency_labels.jsonl", help="hand-labelled JSONL")
+    p.add_argument("--out", help="write the fitted weights here (src/groundtune/evaluation/weights.json ships)")
+    p.add_argument("--debug", action="store_true", help="show Python tracebacks")
+    p.set_defaults(func=cmd_calibrate)
     return parser
 
 

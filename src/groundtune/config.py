@@ -184,13 +184,15 @@ class EvalConfig:
     enabled: bool = True
     """Evaluate at the end of `groundtune run` / `make run`."""
     question_sets: list[str] = field(default_factory=lambda: ["train", "data/dev.jsonl", "data/unanswerable.jsonl"])
-    """Question sets: `train` (the user's pairs) and JSONL files of {question, answer[, answerable]}."""
+    """Question sets: `train` (the user's pairs) and JSONL files of {id, question, answer[, answerable, key_facts]} (see groundtune.evaluation.harness)."""
     compare_base: bool = True
     """Also score the untuned base model on the same questions."""
     max_new_tokens: int = 96
     """Longest generated answer."""
     batch_size: int = 16
     """Prompts generated together."""
+    nli_model: str | None = None
+    """Optional local folder of an NLI / fact-checking classifier (e.g. MiniCheck, HHEM-style); adds the signal `nli`. Not needed."""
 
     def __post_init__(self):
         check(self.max_new_tokens >= 1, "max_new_tokens", "must be >= 1")

@@ -7,8 +7,7 @@
   changes when rows are added to other categories.
 * Fit (calibration half only): a logistic regression (non-negative weights, standardised signals,
   balanced classes; see `fit`) on the rows the abstention rule does not decide; the decision threshold of `consistency`
-  and of each signal is the one with the best balanced accuracy on the calibration half; the support
-  threshold used to flag unsupported sentences is the `support` signal's threshold.
+  and of each signal is the one with the best balanced accuracy on the calibration half.
 * Report (held-out half only): ROC AUC and balanced accuracy (at the calibration threshold) of every
   signal and of `consistency`. The table is printed and stored in weights.json under `heldout`.
 """
@@ -169,7 +168,6 @@ def calibrate(labels_path: str | Path, out: str | Path | None = None, scorer: Sc
     thresholds = {r["signal"]: r["threshold"] for r in rows_table}
     weights.update(
         threshold=thresholds["consistency"],
-        support_threshold=thresholds["support"],
         labels=str(labels_path),
         labels_sha256=hashlib.sha256(Path(labels_path).read_bytes()).hexdigest(),
         split={"calibration": len(calib), "heldout": len(held),

@@ -6,7 +6,8 @@ together. The combination is a logistic regression fitted on the calibration hal
 set (`groundtune calibrate`, shipped as weights.json next to this file), with one rule on top:
 
 * answer and reference both abstain ("the source does not say"): consistency 1;
-* exactly one of them abstains: consistency 0 (a refusal, or an invented answer to an unanswerable question).
+* exactly one of them abstains: consistency 0 (a refusal, or an invented answer to an unanswerable question);
+* an empty answer: consistency 0.
 
 Each output row: `{"id", "consistency", "abstained", "signals": {name: value}, "flags": {...}}` where
 flags hold the spans (character offsets into the answer) of unsupported numbers, names and sentences,
@@ -29,7 +30,8 @@ WEIGHTS = Path(__file__).with_name("weights.json")
 SIGNALS = ("support", "clause_support", "number_precision", "entity_precision", "polarity", "role", "token_recall", "token_f1",
            "rougeL", "semantic")
 """Every signal reported per row (plus `nli` when an NLI model is given)."""
-DEFAULT_SUPPORT_THRESHOLD = 0.5
+SUPPORT_THRESHOLD = 0.5
+"""An answer sentence whose support (mean of content-word precision and MiniLM cosine) is below this is flagged."""
 ROW_FIELDS = {"id", "answer", "reference", "question", "source"}
 
 
@@ -61,8 +63,11 @@ def logistic(values: dict[str, float], weights: dict) -> float:
     return 1.0 / (1.0 + math.exp(-z))
 
 
-def combine(signals: dict[str, float], abstained: bool, reference_abstains: bool, weights: dict) -> float:
-    """consistency in [0, 1]: the abstention rule, else the fitted logistic regression."""
+def combine(signals: dict[str, float], abstained: bool, reference_abstains: bool, weights: dict,
+            empty: bool = False) -> float:
+    """consistency in [0, 1]: 0 for an empty answer, the abstention rule, else the fitted logistic regression."""
+    if empty:
+        return 0.0
     if abstained or reference_abstains:
         return 1.0 if abstained and reference_abstains else 0.0
     return round(logistic(signals, weights), 4)
@@ -78,10 +83,6 @@ class Scorer:
         self.embedder = embedder or Embedder(device=device)
         self.nli = NLIChecker(nli_model, device=device) if nli_model else None
 
-    @property
-    def support_threshold(self) -> float:
-        return (self.weights or {}).get("support_threshold", DEFAULT_SUPPORT_THRESHOLD)
-
     def signals(self, rows: list[Row]) -> list[dict]:
         """Signals and flags per row (no combination): what calibration fits on."""
         self._warm(rows)
@@ -93,7 +94,7 @@ class Scorer:
         out = []
         for r, s in zip(rows, self.signals(rows)):
             ref_abstains = bool(r.reference) and abstention_span(r.reference) is not None
-            consistency = combine(s["signals"], s["abstained"], ref_abstains, self.weights)
+            consistency = combine(s["signals"], s["abstained"], ref_abstains, self.weights, empty=not r.answer.strip())
             out.append({"id": r.id, "consistency": consistency, **s})
         return out
 
@@ -143,7 +144,7 @@ class Scorer:
             "unsupported_sentences": [
                 {"text": a.text, "start": a.start, "end": a.end, "support": round(a.support, 3),
                  "evidence": a.unit.text if a.unit else None}
-                for a in aligned if a.support < self.support_threshold],
+                for a in aligned if a.support < SUPPORT_THRESHOLD],
             "weakest_clause": weakest_clause,
             "polarity_flips": polarity,
             "role_flips": roles,

@@ -259,7 +259,7 @@ def names(text: str, initial: bool = False) -> list[Name]:
     """Capitalised spans that look like names, places or bodies ("Mark Rutte", "U.S.", "NATO").
 
     A lone capitalised word opening a sentence ("Positively.", "Anyone who ...") counts only when it
-    is an acronym, is capitalised elsewhere in `text` too, or `initial` is set (role checks, which
+    is an acronym, takes a possessive ("Germany's"), is capitalised elsewhere in `text` too, or `initial` is set (role checks, which
     compare two sentences and so tolerate a common word taken for a name).
     """
     starts = {s for s, _ in sentence_spans(text)} if text else set()
@@ -275,7 +275,7 @@ def names(text: str, initial: bool = False) -> list[Name]:
     if not initial:
         inner = {n.text for n in found if n.start not in starts}
         found = [n for n in found if n.start not in starts or " " in n.text or n.text in inner
-                 or n.text.replace(".", "").isupper()]
+                 or n.text.replace(".", "").isupper() or text[n.end:n.end + 2] in ("'s", "’s")]
     return found
 
 

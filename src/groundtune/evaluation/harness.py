@@ -1,0 +1,292 @@
+"""The evaluation harness (`groundtune eval`, and the last step of `groundtune run`).
+
+Entry points: `evaluate_model(model_dir, out_dir, ...)` and `evaluate_run(run_folder, cfg)`. It
+generates answers to each question set with the tuned model (greedy, batched, through
+`groundtune.infer.Answerer`), optionally with the untuned base model given the very same prompt, scores
+every answer (groundtune.evaluation.score), aggregates per set and writes report.json/md/html with
+plots (groundtune.evaluation.report).
+
+Question sets: `train` (the user's own pairs, from the run folder's dataset/) and JSONL files with rows
+`{"id", "question", "answer", "answerable": true, "key_facts": [["two", "2"], ...]}`; each key fact is a
+list of acceptable alternatives, present when any of them occurs in the answer (case-insensitive,
+whitespace and number words normalised: "two" = "2", "400 percent" = "400%").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from groundtune.config import DataConfig, EvalConfig, ModelConfig, load_config
+from groundtune.errors import GroundtuneError
+from groundtune.evaluation.text import numbers
+
+METRICS = ("key_fact_accuracy", "abstention_rate", "refusal_rate", "unsupported_rate", "mean_consistency",
+           "token_recall", "token_f1", "rougeL")
+"""Aggregate metrics per question set, in report order."""
+
+
+@dataclass
+class Question:
+    set: str
+    id: str
+    question: str
+    reference: str
+    answerable: bool = True
+    key_facts: list[list[str]] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------------------------------
+# Question sets
+
+
+def read_question_set(path: str | Path) -> list[Question]:
+    """A JSONL question set; every problem names the file and line."""
+    from groundtune.readers import read_text
+
+    name, rows, seen = Path(path).stem, [], set()
+    for lineno, line in enumerate(read_text(path).split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise GroundtuneError(f"invalid JSON: {e.msg} (column {e.colno})", path, lineno) from None
+        if not isinstance(rec, dict):
+            raise GroundtuneError(f"expected a JSON object, got {type(rec).__name__}", path, lineno)
+        rows.append(_question(rec, name, lineno, path))
+        if rows[-1].id in seen:
+            raise GroundtuneError(f"duplicate id {rows[-1].id!r}", path, lineno)
+        seen.add(rows[-1].id)
+    if not rows:
+        raise GroundtuneError("no questions", path)
+    return rows
+
+
+def _question(rec: dict, name: str, lineno: int, path) -> Question:
+    for key in ("question", "answer"):
+        if not isinstance(rec.get(key), str) or not rec[key].strip():
+            raise GroundtuneError(f"field {key!r} must be a non-empty string", path, lineno)
+    answerable = rec.get("answerable", True)
+    if not isinstance(answerable, bool):
+        raise GroundtuneError("field 'answerable' must be true or false", path, lineno)
+    facts = rec.get("key_facts", [])
+    if not (isinstance(facts, list) and all(isinstance(f, list) and f and all(isinstance(a, str) for a in f)
+                                            for f in facts)):
+        raise GroundtuneError("field 'key_facts' must be a list of lists of alternative strings", path, lineno)
+    return Question(name, str(rec.get("id", f"{name}-{lineno}")), rec["question"].strip(), rec["answer"].strip(),
+                    answerable, facts)
+
+
+def train_questions(run_folder: Path) -> list[Question]:
+    """The user's own pairs of a run (dataset/ rows of kind `user`, each question once)."""
+    import datasets
+
+    ds = datasets.load_from_disk(str(run_folder / "dataset"))["train"]
+    out, seen = [], set()
+    for row in ds:
+        if row["kind"] == "user" and row["question"] not in seen:
+            seen.add(row["question"])
+            out.append(Question("train", f"train-{len(out) + 1}", row["question"], row["answer"]))
+    return out
+
+
+def run_source(run_folder: Path) -> str | None:
+    """The passage a run was trained on (None when its dataset holds several)."""
+    import datasets
+
+    sources = set(datasets.load_from_disk(str(run_folder / "dataset"))["train"]["source"])
+    return sources.pop() if len(sources) == 1 else None
+
+
+def load_sets(names: list[str], run_folder: Path | None) -> dict[str, list[Question]]:
+    sets: dict[str, list[Question]] = {}
+    for name in names:
+        if name == "train":
+            if run_folder is None:
+                raise GroundtuneError("question set 'train' needs a groundtune run folder (with dataset/)")
+            questions = train_questions(run_folder)
+        else:
+            questions = read_question_set(name)
+        key = questions[0].set
+        if key in sets:
+            raise GroundtuneError(f"two question sets are both named {key!r}", name)
+        sets[key] = questions
+    return sets
+
+
+# --------------------------------------------------------------------------------------------------
+# Key facts and aggregates
+
+
+def normalise(text: str) -> str:
+    """Lower case, single spaces, curly quotes straightened, every number written as its value ("two" -> "2")."""
+    out, pos = [], 0
+    for n in numbers(text):
+        out += [text[pos:n.start], f"{n.value:g}" + ("%" if n.percent else "")]
+        pos = n.end
+    out.append(text[pos:])
+    return " ".join("".join(out).replace("’", "'").lower().split())
+
+
+def key_fact_hit(answer: str, key_facts: list[list[str]]) -> bool | None:
+    """All key facts present (any alternative of each); None when the question has none."""
+    if not key_facts:
+        return None
+    text = normalise(answer)
+    return all(any(normalise(alt) in text for alt in alternatives) for alternatives in key_facts)
+
+
+def _mean(values) -> float | None:
+    values = [float(v) for v in values if v is not None]
+    return round(sum(values) / len(values), 4) if values else None
+
+
+def aggregate(questions: list[Question], results: list[dict]) -> dict:
+    """The METRICS of one set for one model (None where a metric does not apply to the set)."""
+    answerable = [(q, r) for q, r in zip(questions, results) if q.answerable]
+    unanswerable = [r for q, r in zip(questions, results) if not q.answerable]
+    flags = [bool(r["flags"]["unsupported_numbers"] or r["flags"]["unsupported_names"]) for r in results]
+    return {
+        "key_fact_accuracy": _mean(r["key_fact_hit"] for _, r in answerable),
+        "abstention_rate": _mean(r["abstained"] for r in unanswerable),
+        "refusal_rate": _mean(r["abstained"] for _, r in answerable),
+        "unsupported_rate": _mean(flags),
+        "mean_consistency": _mean(r["consistency"] for r in results),
+        "token_recall": _mean(r["signals"].get("token_recall") for _, r in answerable),
+        "token_f1": _mean(r["signals"].get("token_f1") for _, r in answerable),
+        "rougeL": _mean(r["signals"].get("rougeL") for _, r in answerable),
+    }
+
+
+# --------------------------------------------------------------------------------------------------
+# Models and answers
+
+
+@dataclass
+class Target:
+    """What to evaluate: the tuned model folder, its passage, and how to build the base model's prompt."""
+
+    model_dir: Path
+    source: str
+    run_folder: Path | None
+    base: ModelConfig | None
+    data: DataConfig
+    system_for_tuned: str | None
+
+
+def resolve_target(model_dir: str | Path, base_model: str | None, source_path: str | None,
+                   device: str) -> Target:
+    """Read what a run folder knows (config.yaml, manifest.json, dataset/); fill the rest from the flags."""
+    from groundtune.chat import system_text
+    from groundtune.infer import check_model_dir
+    from groundtune.readers import read_source
+
+    model_dir = check_model_dir(model_dir)
+    is_run = (model_dir / "config.yaml").is_file() and (model_dir / "dataset").is_dir()
+    cfg = load_config(model_dir / "config.yaml") if is_run else None
+    data = cfg.data if cfg else DataConfig()
+    source = read_source(source_path) if source_path else run_source(model_dir) if is_run else None
+    if source is None:
+        raise GroundtuneError("no source passage: pass --source PASSAGE.txt (needed for a model folder that is "
+                              "not a single-passage groundtune run)", model_dir)
+    base = None
+    if base_model:
+        base = ModelConfig(base_model=base_model, device=device)
+    elif cfg is not None:
+        manifest = json.loads((model_dir / "manifest.json").read_text()) if (model_dir / "manifest.json").is_file() else {}
+        base = dataclasses.replace(cfg.model, base_model=manifest.get("base_model", cfg.model.base_model),
+                                   device=device)
+    # a run folder's chat template inserts the passage itself; any other model gets it as a system message
+    system = None if is_run else system_text(source, data) if data.open_book else None
+    return Target(model_dir, source, model_dir if is_run else None, base, data, system)
+
+
+def answer_tuned(target: Target, questions: list[str], cfg: EvalConfig, device: str, timer) -> list[str]:
+    from groundtune.infer import Answerer
+
+    with timer("load_tuned"):
+        answerer = Answerer.from_dir(target.model_dir, device=device, max_new_tokens=cfg.max_new_tokens,
+                                     system=target.system_for_tuned)
+    with timer("generate_tuned"):
+        return answerer.answer(questions, batch_size=cfg.batch_size, progress=True)
+
+
+def answer_base(target: Target, questions: list[str], cfg: EvalConfig, timer) -> list[str]:
+    """The untuned base model, given the same system prompt (with the passage) the tuned model gets."""
+    from groundtune.chat import system_text
+    from groundtune.infer import Answerer
+    from groundtune.model import load_base
+
+    if target.base is None:
+        raise GroundtuneError("--compare-base needs --base-model for a model folder that is not a groundtune run",
+                              target.model_dir)
+    with timer("load_base"):
+        _, tokenizer, model = load_base(target.base)
+        answerer = Answerer(model, tokenizer, system=system_text(target.source, target.data),
+                            max_new_tokens=cfg.max_new_tokens)
+    with timer("generate_base"):
+        return answerer.answer(questions, batch_size=cfg.batch_size, progress=True)
+
+
+def score_answers(scorer, questions: list[Question], answers: list[str], source: str) -> list[dict]:
+    from groundtune.evaluation.score import Row
+
+    rows = [Row(q.id, a, q.reference, source, q.question) for q, a in zip(questions, answers)]
+    out = []
+    for q, a, r in zip(questions, answers, scorer.score(rows)):
+        out.append({"answer": a, "consistency": r["consistency"], "signals": r["signals"], "flags": r["flags"],
+                    "key_fact_hit": key_fact_hit(a, q.key_facts) if q.answerable else None,
+                    "abstained": r["abstained"]})
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# Entry points
+
+
+def evaluate_model(model_dir: str | Path, out_dir: str | Path, cfg: EvalConfig | None = None,
+                   compare_base: bool | None = None, base_model: str | None = None, source_path: str | None = None,
+                   device: str = "auto", question_sets: list[str] | None = None) -> dict:
+    """Answer every question set, score, aggregate and write the report to `out_dir`; returns report.json's dict."""
+    from groundtune.evaluation.report import build_report, write_report
+    from groundtune.evaluation.score import Scorer
+    from groundtune.runs import Timer
+
+    from groundtune.infer import check_model_dir
+
+    timer = Timer()
+    t0 = time.perf_counter()
+    saved_cfg = Path(check_model_dir(model_dir)) / "config.yaml"
+    saved = load_config(saved_cfg) if saved_cfg.is_file() else None
+    cfg = cfg or (saved.eval if saved else EvalConfig())
+    if device == "auto" and saved is not None:
+        device = saved.model.device  # generate where the run was configured to
+    target = resolve_target(model_dir, base_model, source_path, device)
+    compare_base = cfg.compare_base if compare_base is None else compare_base
+    sets = load_sets(question_sets or cfg.question_sets, target.run_folder)
+    questions = [q for qs in sets.values() for q in qs]
+    texts = [q.question for q in questions]
+    answers = {"tuned": answer_tuned(target, texts, cfg, device, timer)}
+    if compare_base:
+        answers["base"] = answer_base(target, texts, cfg, timer)
+    with timer("score"):
+        scorer = Scorer(nli_model=cfg.nli_model)
+        scored = {name: score_answers(scorer, questions, a, target.source) for name, a in answers.items()}
+    timer.times["total"] = round(time.perf_counter() - t0, 2)
+    report = build_report(target, sets, questions, scored, timer.times)
+    write_report(report, Path(out_dir))
+    return report
+
+
+def evaluate_run(run_folder: str | Path, cfg: EvalConfig) -> dict:
+    """`groundtune run`'s last step: evaluate the run into `<run>/eval/` and print the headline table."""
+    from groundtune.evaluation.report import headline
+
+    run_folder = Path(run_folder)
+    report = evaluate_model(run_folder, run_folder / "eval", cfg=cfg)
+    print(headline(report), flush=True)
+    return report

@@ -1,0 +1,245 @@
+"""The evaluation report: report.json (stable, documented below), report.md, report.html and metrics.png.
+
+report.json keys (other tools, such as the model card, read these; add keys, never rename them):
+
+    model          str   the evaluated model folder
+    base_model     str | null   the base model compared against (null without --compare-base)
+    created        str   ISO 8601 time of the evaluation
+    source_sha256  str   sha256 of the source passage the questions were asked about
+    timings_s      {load_tuned, generate_tuned, load_base?, generate_base?, score, total}: seconds
+    scorer         {heldout_auc, heldout_balanced_accuracy, labels_sha256}: how far `consistency` is trusted
+    sets           {SET: {"n": questions, "answerable": answerable questions}}
+    metrics        {"tuned": {SET: {METRIC: value}}, "base": {SET: {METRIC: value}} | null}
+                   METRIC in key_fact_accuracy, abstention_rate, refusal_rate, unsupported_rate,
+                   mean_consistency, token_recall, token_f1, rougeL; a value is null where the metric does
+                   not apply (no key facts, no unanswerable questions)
+    questions      [{"set", "id", "question", "reference", "answerable", "key_facts",
+                     "tuned": ANSWER, "base": ANSWER | null}]
+                   ANSWER = {"answer", "consistency", "signals": {name: value}, "flags": {unsupported_numbers,
+                   unsupported_names, unsupported_sentences, weakest_clause, polarity_flips, role_flips,
+                   abstention}, "key_fact_hit": bool | null, "abstained": bool}
+
+The folder is written under a temporary name and renamed into place, so it is never half-written.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import os
+import shutil
+import time
+from pathlib import Path
+
+from groundtune.evaluation.harness import METRICS
+from groundtune.runs import write_json
+
+LABELS = {"key_fact_accuracy": "key-fact accuracy", "abstention_rate": "abstention (unanswerable)",
+          "refusal_rate": "refusal (answerable)", "unsupported_rate": "unsupported number/name",
+          "mean_consistency": "mean consistency", "token_recall": "token recall", "token_f1": "token F1",
+          "rougeL": "ROUGE-L"}
+REPORT_FILES = ("report.json", "report.md", "report.html", "metrics.png")
+
+
+def build_report(target, sets: dict, questions: list, scored: dict[str, list[dict]], timings: dict) -> dict:
+    from groundtune.evaluation.harness import aggregate
+    from groundtune.evaluation.score import load_weights
+
+    def per_set(name: str) -> dict | None:
+        if name not in scored:
+            return None
+        out = {}
+        for set_name, qs in sets.items():
+            idx = [i for i, q in enumerate(questions) if q.set == set_name]
+            out[set_name] = aggregate(qs, [scored[name][i] for i in idx])
+        return out
+
+    weights = load_weights()
+    auc = {r["signal"]: r for r in weights.get("heldout", [])}.get("consistency", {})
+    return {
+        "model": str(target.model_dir),
+        "base_model": target.base.base_model if "base" in scored and target.base else None,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "source_sha256": hashlib.sha256(target.source.encode("utf-8")).hexdigest(),
+        "timings_s": dict(timings),
+        "scorer": {"heldout_auc": auc.get("auc"), "heldout_balanced_accuracy": auc.get("balanced_accuracy"),
+                   "labels_sha256": weights.get("labels_sha256")},
+        "sets": {name: {"n": len(qs), "answerable": sum(q.answerable for q in qs)} for name, qs in sets.items()},
+        "metrics": {"tuned": per_set("tuned"), "base": per_set("base")},
+        "questions": [
+            {"set": q.set, "id": q.id, "question": q.question, "reference": q.reference, "answerable": q.answerable,
+             "key_facts": q.key_facts, "tuned": scored["tuned"][i],
+             "base": scored["base"][i] if "base" in scored else None}
+            for i, q in enumerate(questions)],
+    }
+
+
+# --------------------------------------------------------------------------------------------------
+# Tables
+
+
+def _fmt(value) -> str:
+    return "–" if value is None else f"{value:.2f}"
+
+
+def headline_rows(report: dict) -> list[list[str]]:
+    """One row per (set, model): the set, its size, the model and each metric."""
+    rows = []
+    for set_name, info in report["sets"].items():
+        for model in ("tuned", "base"):
+            metrics = (report["metrics"].get(model) or {}).get(set_name)
+            if metrics is not None:
+                rows.append([set_name, str(info["n"]), model] + [_fmt(metrics[m]) for m in METRICS])
+    return rows
+
+
+def headline(report: dict) -> str:
+    """The fixed-width table `groundtune run` prints at the end."""
+    head = ["set", "n", "model"] + [LABELS[m] for m in METRICS]
+    rows = [head] + headline_rows(report)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    lines = ["  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(["", "[groundtune] evaluation (key-fact accuracy, abstention/refusal rates, consistency):"] + lines)
+
+
+def markdown_table(report: dict) -> str:
+    head = ["set", "n", "model"] + [LABELS[m] for m in METRICS]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(r) + " |" for r in headline_rows(report)]
+    return "\n".join(lines)
+
+
+def _flag_words(answer: dict) -> list[str]:
+    f = answer["flags"]
+    out = [f"unsupported number {n['text']!r}" for n in f["unsupported_numbers"]]
+    out += [f"unsupported name {n['text']!r}" for n in f["unsupported_names"]]
+    out += [f"weakly supported sentence ({s['support']:.2f})" for s in f["unsupported_sentences"]]
+    out += [f"polarity flip ({', '.join(p['detail'])})" for p in f["polarity_flips"]]
+    out += [f"role flip ({' / '.join(r['answer'])} vs {' / '.join(r['evidence'])})" for r in f["role_flips"]]
+    if answer["abstained"]:
+        out.append("abstained")
+    return out
+
+
+def to_markdown(report: dict) -> str:
+    lines = ["# groundtune evaluation", "",
+             f"- model: `{report['model']}`", f"- base model: `{report['base_model']}`",
+             f"- created: {report['created']}", f"- source sha256: `{report['source_sha256'][:16]}…`",
+             f"- time: {report['timings_s'].get('total')} s",
+             f"- `consistency` held-out ROC AUC on the hand-labelled set: {report['scorer']['heldout_auc']}",
+             "", "## Summary", "", markdown_table(report), "", "![metrics](metrics.png)", "", "## Answers"]
+    for set_name in report["sets"]:
+        lines += ["", f"### {set_name}"]
+        for q in (q for q in report["questions"] if q["set"] == set_name):
+            lines += ["", f"**{q['id']}: {q['question']}**", "", f"- reference: {q['reference']}"]
+            for model in ("tuned", "base"):
+                a = q[model]
+                if a is None:
+                    continue
+                hit = "" if a["key_fact_hit"] is None else f", key facts {'hit' if a['key_fact_hit'] else 'missed'}"
+                flags = "; ".join(_flag_words(a)) or "no flags"
+                lines.append(f"- {model} (consistency {a['consistency']:.2f}{hit}; {flags}): {a['answer']}")
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------------------------------
+# HTML and plot
+
+
+def _marked(answer: dict) -> str:
+    """The answer as HTML with flagged numbers and names in <mark>."""
+    text = answer["answer"]
+    spans = sorted((s["start"], s["end"]) for key in ("unsupported_numbers", "unsupported_names")
+                   for s in answer["flags"][key])
+    out, pos = [], 0
+    for start, end in spans:
+        if start < pos:
+            continue
+        out += [html.escape(text[pos:start]), f"<mark>{html.escape(text[start:end])}</mark>"]
+        pos = end
+    out.append(html.escape(text[pos:]))
+    return "".join(out)
+
+
+def to_html(report: dict, plot_png: bytes | None) -> str:
+    esc = html.escape
+    head = ["set", "n", "model"] + [LABELS[m] for m in METRICS]
+    table = "<table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in head) + "</tr>" + "".join(
+        "<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in headline_rows(report)) + "</table>"
+    img = (f'<img alt="metrics" src="data:image/png;base64,{base64.b64encode(plot_png).decode()}">'
+           if plot_png else "")
+    body = [f"<h1>groundtune evaluation</h1><p>model <code>{esc(report['model'])}</code>, base "
+            f"<code>{esc(str(report['base_model']))}</code>, {esc(report['created'])}; "
+            f"<code>consistency</code> held-out ROC AUC {esc(str(report['scorer']['heldout_auc']))}</p>",
+            "<h2>Summary</h2>", table, img, "<h2>Answers</h2>"]
+    for set_name in report["sets"]:
+        body.append(f"<h3>{esc(set_name)}</h3><table><tr><th>question</th><th>reference</th><th>model</th>"
+                    "<th>answer</th><th>consistency</th><th>key facts</th><th>flags</th></tr>")
+        for q in (q for q in report["questions"] if q["set"] == set_name):
+            models = [m for m in ("tuned", "base") if q[m] is not None]
+            for i, model in enumerate(models):
+                a = q[model]
+                lead = (f'<td rowspan="{len(models)}">{esc(q["question"])}</td>'
+                        f'<td rowspan="{len(models)}">{esc(q["reference"])}</td>') if i == 0 else ""
+                hit = "–" if a["key_fact_hit"] is None else ("hit" if a["key_fact_hit"] else "missed")
+                body.append(f"<tr>{lead}<td>{model}</td><td>{_marked(a)}</td><td>{a['consistency']:.2f}</td>"
+                            f"<td>{hit}</td><td>{esc('; '.join(_flag_words(a)))}</td></tr>")
+        body.append("</table>")
+    style = ("body{font-family:sans-serif;max-width:1200px;margin:auto}table{border-collapse:collapse;margin:1em 0}"
+             "td,th{border:1px solid #ccc;padding:4px 6px;vertical-align:top;font-size:0.9em}"
+             "mark{background:#fbb}img{max-width:100%}")
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>groundtune evaluation</title>"
+            f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n")
+
+
+def plot_metrics(report: dict, path: Path) -> None:
+    """One panel per metric: tuned vs base for every question set where the metric applies."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sets = list(report["sets"])
+    models = [m for m in ("tuned", "base") if report["metrics"].get(m)]
+    fig, axes = plt.subplots(2, 4, figsize=(13, 5.5), dpi=100)
+    for ax, metric in zip(axes.flat, METRICS):
+        width = 0.8 / len(models)
+        for j, model in enumerate(models):
+            values = [report["metrics"][model][s][metric] for s in sets]
+            xs = [i + (j - (len(models) - 1) / 2) * width for i in range(len(sets))]
+            ax.bar(xs, [v if v is not None else 0 for v in values], width, label=model,
+                   color="tab:blue" if model == "tuned" else "tab:gray")
+        ax.set_title(LABELS[metric], fontsize=9)
+        ax.set_xticks(range(len(sets)), sets, fontsize=8)
+        ax.set_ylim(0, 1)
+        ax.grid(axis="y", alpha=0.3)
+    axes.flat[0].legend(fontsize=8)
+    fig.suptitle("groundtune evaluation: tuned vs base per metric and question set", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def write_report(report: dict, out_dir: Path) -> Path:
+    """Write the four files into a temporary folder next to `out_dir`, then swap it into place."""
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        write_json(tmp / "report.json", report)
+        (tmp / "report.md").write_text(to_markdown(report), encoding="utf-8")
+        plot_metrics(report, tmp / "metrics.png")
+        (tmp / "report.html").write_text(to_html(report, (tmp / "metrics.png").read_bytes()), encoding="utf-8")
+        old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
+        if out_dir.exists():
+            os.replace(out_dir, old)
+        os.replace(tmp, out_dir)
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out_dir

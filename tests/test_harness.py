@@ -1,0 +1,184 @@
+"""The harness on the tiny model: question sets, key facts, aggregates, the three report files, the CLI,
+`groundtune run` ending in an evaluation, and the data audit on the seed."""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from groundtune.cli import main
+from groundtune.errors import GroundtuneError
+from groundtune.evaluation.harness import METRICS, aggregate, key_fact_hit, read_question_set
+from groundtune.evaluation.report import REPORT_FILES
+
+from conftest import SEED, tiny_run_overrides
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE = REPO / "tests" / "data" / "report_example.json"
+DEV = [
+    {"id": "dev-1", "question": "How many Patriot systems is Germany providing?",
+     "answer": "Two additional Patriot missile systems.", "key_facts": [["two", "2"], ["Patriot"]]},
+    {"id": "dev-2", "question": "By how much should air and missile defense grow?", "answer": "By 400%.",
+     "key_facts": [["400%"]]},
+    {"id": "dev-3", "question": "Which country could face U.S. secondary sanctions?", "answer": "China.",
+     "key_facts": [["China"]]},
+]
+UNANSWERABLE = [
+    {"id": "un-1", "question": "What is the price of oil?", "answer": "The source does not say.", "answerable": False},
+    {"id": "un-2", "question": "When was NATO founded?", "answer": "The source does not say.", "answerable": False},
+]
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def cli_overrides(d: dict) -> list[str]:
+    return [x for k, v in d.items() for x in (f"--{k}", json.dumps(v) if not isinstance(v, str) else v)]
+
+
+@pytest.fixture(scope="module")
+def question_sets(tmp_path_factory) -> list[str]:
+    folder = tmp_path_factory.mktemp("questions")
+    return ["train", str(write_jsonl(folder / "dev.jsonl", DEV)),
+            str(write_jsonl(folder / "unanswerable.jsonl", UNANSWERABLE))]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tiny_model_dir, tmp_path_factory, question_sets) -> Path:
+    """`groundtune run` on the tiny model: trains, then evaluates into <run>/eval."""
+    out = tmp_path_factory.mktemp("outputs")
+    overrides = tiny_run_overrides(tiny_model_dir, out, **{
+        "eval.enabled": True, "eval.question_sets": question_sets, "eval.max_new_tokens": 8})
+    assert main(["run", *cli_overrides(overrides)]) == 0
+    return out / "tiny"
+
+
+# --------------------------------------------------------------------------------------------------
+# Key facts and aggregates
+
+
+@pytest.mark.parametrize("answer, facts, hit", [
+    ("Germany sends 2 Patriot systems.", [["two", "2"], ["Patriot"]], True),
+    ("Germany sends two  PATRIOT systems.", [["2"], ["patriot"]], True),
+    ("A 400 percent increase.", [["400%"]], True),
+    ("A four hundred percent increase.", [["400%"]], True),
+    ("Germany sends three Patriot systems.", [["two", "2"], ["Patriot"]], False),
+    ("Two systems.", [], None),
+])
+def test_key_fact_hit_normalises_case_spacing_and_numbers(answer, facts, hit):
+    assert key_fact_hit(answer, facts) is hit
+
+
+def test_aggregate_rates():
+    from groundtune.evaluation.harness import Question
+
+    qs = [Question("s", "1", "q", "r", True, [["a"]]), Question("s", "2", "q", "r", True, [["b"]]),
+          Question("s", "3", "q", "r", False), Question("s", "4", "q", "r", False)]
+    flags = {"unsupported_numbers": [], "unsupported_names": []}
+
+    def res(hit, abstained, consistency, numbers=()):
+        return {"key_fact_hit": hit, "abstained": abstained, "consistency": consistency,
+                "signals": {"token_recall": 0.5, "token_f1": 0.5, "rougeL": 0.5},
+                "flags": {**flags, "unsupported_numbers": list(numbers)}}
+
+    m = aggregate(qs, [res(True, False, 1.0), res(False, True, 0.0, [{"text": "3"}]), res(None, True, 1.0),
+                       res(None, False, 0.0)])
+    assert m == {"key_fact_accuracy": 0.5, "abstention_rate": 0.5, "refusal_rate": 0.5, "unsupported_rate": 0.25,
+                 "mean_consistency": 0.5, "token_recall": 0.5, "token_f1": 0.5, "rougeL": 0.5}
+
+
+def test_question_set_errors_name_file_and_line(tmp_path):
+    path = write_jsonl(tmp_path / "q.jsonl", [DEV[0], {**DEV[1], "key_facts": ["400%"]}])
+    with pytest.raises(GroundtuneError) as e:
+        read_question_set(path)
+    assert str(e.value) == f"{path}:2: field 'key_facts' must be a list of lists of alternative strings"
+
+
+# --------------------------------------------------------------------------------------------------
+# Reports
+
+
+def test_run_ends_with_an_evaluation_report(tiny_run, capsys):
+    assert sorted(p.name for p in (tiny_run / "eval").iterdir()) == sorted(REPORT_FILES)
+    report = json.loads((tiny_run / "eval" / "report.json").read_text())
+    assert list(report) == ["model", "base_model", "created", "source_sha256", "timings_s", "scorer", "sets",
+                            "metrics", "questions"]
+    assert report["sets"] == {"train": {"n": 9, "answerable": 9}, "dev": {"n": 3, "answerable": 3},
+                              "unanswerable": {"n": 2, "answerable": 0}}
+    for model in ("tuned", "base"):
+        assert list(report["metrics"][model]) == ["train", "dev", "unanswerable"]
+        assert all(list(m) == list(METRICS) for m in report["metrics"][model].values())
+    assert report["metrics"]["tuned"]["unanswerable"]["key_fact_accuracy"] is None
+    assert len(report["questions"]) == 14
+    q = report["questions"][9]
+    assert q["set"] == "dev" and q["key_facts"] == DEV[0]["key_facts"]
+    assert set(q["tuned"]) == {"answer", "consistency", "signals", "flags", "key_fact_hit", "abstained"}
+    assert q["base"] is not None and report["base_model"]
+    assert "train" in (tiny_run / "eval" / "report.md").read_text()
+    html = (tiny_run / "eval" / "report.html").read_text()
+    assert html.startswith("<!doctype html>") and "data:image/png;base64," in html
+    if os.environ.get("GROUNDTUNE_WRITE_REPORT_EXAMPLE") == "1":  # refresh the example others test against
+        EXAMPLE.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+
+
+def _shape(obj):
+    """The key structure of a JSON value (dict keys recursively; list items merged)."""
+    if isinstance(obj, dict):
+        return {k: _shape(v) for k, v in obj.items() if k not in ("signals",)}
+    if isinstance(obj, list):
+        return [_shape(obj[0])] if obj and isinstance(obj[0], dict) else []
+    return None
+
+
+def test_report_example_has_the_shape_of_a_real_report(tiny_run):
+    fresh = json.loads((tiny_run / "eval" / "report.json").read_text())
+    assert _shape(json.loads(EXAMPLE.read_text())) == _shape(fresh), \
+        "tests/data/report_example.json is stale: GROUNDTUNE_WRITE_REPORT_EXAMPLE=1 pytest tests/test_harness.py"
+
+
+def test_eval_cli_writes_the_report_where_asked(tiny_run, question_sets, tmp_path, capsys):
+    out = tmp_path / "report"
+    code = main(["eval", "--model", str(tiny_run), "--out", str(out), "--questions", question_sets[1],
+                 "--max-new-tokens", "4"])
+    assert code == 0 and sorted(p.name for p in out.iterdir()) == sorted(REPORT_FILES)
+    report = json.loads((out / "report.json").read_text())
+    assert list(report["sets"]) == ["dev"] and report["metrics"]["base"] is None and report["base_model"] is None
+    assert "key-fact accuracy" in capsys.readouterr().out
+
+
+def test_eval_cli_missing_model_is_one_line(tmp_path, capsys):
+    missing = tmp_path / "nope"
+    assert main(["eval", "--model", str(missing)]) == 2
+    assert capsys.readouterr().err.strip() == f"groundtune: error: {missing}: model folder not found"
+
+
+def test_eval_of_a_plain_model_folder_needs_a_source(tiny_model_dir, question_sets, tmp_path, capsys):
+    assert main(["eval", "--model", str(tiny_model_dir), "--out", str(tmp_path / "r"),
+                 "--questions", question_sets[1]]) == 2
+    assert "pass --source PASSAGE.txt" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------------------
+# Audit
+
+
+def test_audit_flags_what_the_seed_answers_add_to_the_passage(capsys):
+    from groundtune.evaluation.audit import audit_pairs
+    from groundtune.readers import read_seed
+
+    findings = audit_pairs(read_seed(SEED))
+    json.dumps(findings)  # serialisable for the publish step
+    names = {s["text"] for f in findings for s in f["unsupported_names"]}
+    numbers = {s["text"] for f in findings for s in f["unsupported_numbers"]}
+    assert {"Brazil", "India", "Taiwan", "White House", "President Donald Trump"} <= names
+    assert numbers == {"32"}
+    assert not names & {"Rutte", "Mark Rutte", "Ukraine", "Germany", "China", "Russia"}
+
+
+def test_audit_cli_exits_zero_and_prints_spans(capsys):
+    assert main(["audit", "--data", str(SEED)]) == 0
+    out = capsys.readouterr().out
+    assert "name not in the passage: 'Brazil'" in out and "number not in the passage: '32'" in out
