@@ -36,7 +36,7 @@ class PrefixCache:
         if self.ids:
             with torch.inference_mode():
                 ids = torch.tensor([self.ids], device=model.device)
-                self.cache = model(input_ids=ids, use_cache=True, logits_to_keep=1).past_key_values
+                self.cache = model(input_ids=ids, use_cache=True, logits_to_keep=1).cache
 
     def expanded(self, batch_size: int) -> DynamicCache | None:
         if self.cache is None:
@@ -78,7 +78,7 @@ def batch_greedy(model, prompts: list[list[int]], max_new_tokens: int, eos_token
     done = torch.zeros(n_rows, dtype=torch.bool, device=device)
     out: list[list[int]] = [[] for _ in range(n_rows)]
     for _ in range(max_new_tokens):
-        logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
+        logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache,
                        use_cache=True, logits_to_keep=1).logits[:, -1]
         token = logits.argmax(-1)
         token = torch.where(done, torch.full_like(token, pad_token_id), token)
@@ -125,7 +125,7 @@ def lookup_greedy(model, prompt: list[int], max_new_tokens: int, eos_token_id: i
         draft = find_draft(prompt + out, corpus[1:], k=min(k, max_new_tokens - len(out) - 1)) if out else []
         feed = pending + draft
         start = cache.get_seq_length()
-        logits = model(input_ids=torch.tensor([feed], device=device), use_cache=True, past_key_values=cache,
+        logits = model(input_ids=torch.tensor([feed], device=device), use_cache=True, cache=cache,
                        position_ids=torch.arange(start, start + len(feed), device=device)[None],
                        logits_to_keep=len(draft) + 1).logits[0]
         predicted = logits.argmax(-1).tolist()
