@@ -217,7 +217,10 @@ def train(cfg: RunConfig, resume: bool = False, overwrite: bool = False) -> Path
     from groundtune.data import format_stats, prepare_data
     from groundtune.runs import RunDir, Timer
 
-    state = PartialState()
+    device = models.pick_device(cfg.model.device)
+    # cpu=True: under `accelerate launch`/`torchrun` on CPUs the processes form a gloo group; without it
+    # accelerate finds no GPU and every process believes it is the only (main) one until the Trainer starts.
+    state = PartialState(cpu=device == "cpu")
     timer = Timer()
     run = RunDir(cfg.output_dir, cfg.run_name)
     run.check(overwrite=overwrite, resume=resume)
@@ -226,14 +229,15 @@ def train(cfg: RunConfig, resume: bool = False, overwrite: bool = False) -> Path
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
 
-    with timer("load_tokenizer"):
+    # Main process first: an embedded base is dequantized and cached once, not by every process at once.
+    # Its barrier also lets every process finish `run.check` before the main one creates the partial folder.
+    with timer("load_tokenizer"), state.main_process_first():
         base = models.resolve(cfg.model.base_model)
         tokenizer = models.load_tokenizer(base.path)
     with timer("data"):
         data = prepare_data(cfg.data, tokenizer)
     _log(state, f"data: {format_stats(data.stats)}")
     with timer("load_model"):
-        device = str(state.device) if state.use_distributed else models.pick_device(cfg.model.device)
         model = models.load_model(base.path, cfg.model, device)
     if state.is_main_process:
         run.start(resume)
@@ -277,6 +281,8 @@ def _train_and_save(cfg: RunConfig, run, state, timer, base, tokenizer, model, d
                           f"to finish", run.checkpoints)
     _log(state, f"trained in {timer.times['train']:.1f} s ({result.metrics.get('train_loss', float('nan')):.4f} mean loss)")
 
+    if trainer.is_fsdp_enabled or trainer.is_deepspeed_enabled:
+        peft_model = unsharded_copy(trainer, base.path, cfg, model.dtype)
     if state.is_main_process:
         with timer("save"):
             save_run(run.partial, cfg, base, tokenizer, peft_model, data, trainer.state.log_history, timer,
@@ -285,6 +291,31 @@ def _train_and_save(cfg: RunConfig, run, state, timer, base, tokenizer, model, d
         _log(state, f"run written to {final} (latest -> {final.name})")
     state.wait_for_everyone()
     return run.final
+
+
+def unsharded_copy(trainer, base_path: str, cfg: RunConfig, dtype: torch.dtype):
+    """The trained model in one piece, on the main process (None elsewhere), when FSDP or DeepSpeed split it.
+
+    FSDP and ZeRO-3 leave each process a shard of every weight, so the main process alone cannot save
+    or merge them. Every process joins the gather (a collective); the main process then loads a fresh
+    copy of the base on the CPU, adds the LoRA layers and copies the trained adapter weights into it.
+    """
+    import dataclasses
+
+    from groundtune import model as models
+
+    full = trainer.accelerator.get_state_dict(trainer.model_wrapped)
+    if not trainer.accelerator.is_main_process:
+        return None
+    plain = dataclasses.replace(cfg, model=dataclasses.replace(
+        cfg.model, dtype=str(dtype).removeprefix("torch."), device="cpu", load_in_4bit=False))
+    copy = lora_model(models.load_model(base_path, plain.model, "cpu"), plain)
+    adapter = {k: v for k, v in full.items() if "lora_" in k}
+    missing = [k for k in copy.load_state_dict(adapter, strict=False).missing_keys if "lora_" in k]
+    if missing or not adapter:
+        raise GroundtuneError(f"gathering the trained adapter failed: {len(missing)} LoRA weights missing "
+                              f"(for DeepSpeed ZeRO-3 set zero3_save_16bit_model: true)")
+    return copy
 
 
 def _log(state, message: str) -> None:
