@@ -52,8 +52,7 @@ def cmd_data(args, extra) -> int:
     tokenizer = models.load_tokenizer(models.resolve(cfg.model.base_model).path)
     if args.out and Path(args.out).exists() and not args.overwrite:
         raise GroundtuneError("already exists; pass --overwrite to replace it", args.out)
-    _, _, _, info = prepare_data(cfg.data, tokenizer, save_to=args.out)
-    print(format_stats(info))
+    print(format_stats(prepare_data(cfg.data, tokenizer, save_to=args.out).stats))
     if args.out:
         print(f"dataset saved to {args.out}")
     return 0

@@ -8,6 +8,7 @@ question, answer), the `source` passage, the plain `question`/`answer`, the `kin
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 from groundtune.augment import augment
@@ -73,8 +74,22 @@ def format_stats(s: dict) -> str:
             f"{s['truncated']} truncated); {s['tokens_total']} tokens, {s['answer_tokens_total']} carry loss")
 
 
-def prepare_data(cfg: DataConfig, tokenizer, save_to: str | Path | None = None):
-    """Read, validate, augment and tokenize; optionally `save_to_disk`. Returns (dataset, tokenized, user pairs, stats)."""
+@dataclass
+class PreparedData:
+    """Everything the train stage needs from the data stage."""
+
+    dataset: object
+    """DatasetDict with a `train` split of chat rows (what is saved with a run)."""
+    tokenized: object
+    """The `train` split with input_ids, labels (answer-only) and length."""
+    user_pairs: list[Pair]
+    """The user's own pairs, before augmentation."""
+    stats: dict
+    """Counts and token lengths (see `stats`), plus the data hash."""
+
+
+def prepare_data(cfg: DataConfig, tokenizer, save_to: str | Path | None = None) -> PreparedData:
+    """Read, validate, augment and tokenize; optionally `save_to_disk`."""
     ds, user_pairs = build_dataset(cfg)
     tokenized = tokenize_dataset(ds["train"], tokenizer, cfg.max_length)
     info = stats(tokenized, cfg.max_length)
@@ -84,4 +99,4 @@ def prepare_data(cfg: DataConfig, tokenizer, save_to: str | Path | None = None):
             ds.save_to_disk(str(save_to))
         except OSError as e:
             raise GroundtuneError(f"cannot save dataset: {e.strerror or e}", save_to) from None
-    return ds, tokenized, user_pairs, info
+    return PreparedData(ds, tokenized, user_pairs, info)

@@ -1,18 +1,22 @@
 """Inference: answer questions with a run folder (or any chat model folder), batched or streamed.
 
-`Answerer` holds a model and tokenizer and answers a list of questions with greedy decoding, in
-batches. `ask` answers one question, or opens an interactive session that streams tokens.
+`Answerer` holds a model and tokenizer. `answer` decodes many questions greedily in batches that
+start from the cached passage prefix; `stream` decodes one answer with n-gram lookup drafting and
+writes it as it comes (see groundtune.generate: both give plain greedy output, faster). `ask` is the
+command-line front end: one question, or an interactive session.
 """
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Callable
 
 import torch
 
 from groundtune.chat import to_messages
 from groundtune.errors import GroundtuneError
+from groundtune.generate import PrefixCache, batch_greedy, lookup_greedy, shared_prefix
 
 
 def check_model_dir(path: str | Path) -> Path:
@@ -26,14 +30,27 @@ def check_model_dir(path: str | Path) -> Path:
     return path
 
 
-class Answerer:
-    """Greedy, batched answers from a chat model."""
+def known_answers(path: str | Path) -> list[str]:
+    """Answers in a run folder's dataset: extra text for lookup drafting (never changes the output)."""
+    folder = Path(path) / "dataset"
+    if not (folder / "dataset_dict.json").is_file():
+        return []
+    import datasets
 
-    def __init__(self, model, tokenizer, system: str | None = None, max_new_tokens: int = 128):
+    return list(dict.fromkeys(datasets.load_from_disk(str(folder))["train"]["answer"]))
+
+
+class Answerer:
+    """Greedy answers from a chat model, batched (`answer`) or streamed (`stream`)."""
+
+    def __init__(self, model, tokenizer, system: str | None = None, max_new_tokens: int = 128,
+                 corpus: list[str] = ()):
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.system = system
         self.max_new_tokens = max_new_tokens
+        self.corpus = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in corpus]
+        self._prefix: PrefixCache | None = None
 
     @classmethod
     def from_dir(cls, path: str | Path, device: str = "auto", **kwargs) -> "Answerer":
@@ -46,55 +63,68 @@ class Answerer:
             model = load_model(str(path), ModelConfig(device=device))
         except OSError as e:
             raise GroundtuneError(f"cannot load model: {str(e).splitlines()[0]}", path) from None
+        kwargs.setdefault("corpus", known_answers(path))
         return cls(model, tokenizer, **kwargs)
 
-    def prompt(self, question: str) -> str:
+    def prompt_ids(self, question: str) -> list[int]:
         messages = to_messages(question, None, self.system)
-        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
-    @torch.inference_mode()
+    def prefix(self) -> PrefixCache:
+        """The cache of the prompt part every question shares (chat markup, system prompt, passage)."""
+        if self._prefix is None:
+            self._prefix = PrefixCache(self.model, shared_prefix([self.prompt_ids("A"), self.prompt_ids("B")]))
+        return self._prefix
+
+    def _decode(self, tokens: list[int]) -> str:
+        return self.tokenizer.decode(tokens, skip_special_tokens=True).strip()
+
     def answer(self, questions: list[str], batch_size: int = 16, progress: bool = False) -> list[str]:
         """Answers in input order. Prompts are sorted by length so each batch pads little."""
-        order = sorted(range(len(questions)), key=lambda i: len(self.prompt(questions[i])))
-        answers: list[str] = [""] * len(questions)
-        batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+        if not questions:
+            return []
+        prompts = [self.prompt_ids(q) for q in questions]
+        prefix = self.prefix()
+        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+        answers = [""] * len(questions)
         bar = _progress(len(questions), "generating") if progress else None
-        for idx in batches:
-            for i, text in zip(idx, self._generate([self.prompt(questions[i]) for i in idx])):
-                answers[i] = text
+        for start in range(0, len(order), batch_size):
+            idx = order[start:start + batch_size]
+            outs = batch_greedy(self.model, [prompts[i] for i in idx], self.max_new_tokens,
+                                self.tokenizer.eos_token_id, self.tokenizer.pad_token_id, prefix)
+            for i, tokens in zip(idx, outs):
+                answers[i] = self._decode(tokens)
             if bar is not None:
                 bar.update(len(idx))
         if bar is not None:
             bar.close()
         return answers
 
-    def _generate(self, prompts: list[str]) -> list[str]:
-        tok = self.tokenizer
-        side = tok.padding_side
-        tok.padding_side = "left"
-        try:
-            enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.model.device)
-        finally:
-            tok.padding_side = side
-        out = self.model.generate(**enc, max_new_tokens=self.max_new_tokens, do_sample=False,
-                                  pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
-        return [tok.decode(row[enc["input_ids"].shape[1]:], skip_special_tokens=True).strip() for row in out]
+    def stream(self, question: str, write: Callable[[str], object] = sys.stdout.write) -> str:
+        """Generate one answer, writing text as tokens arrive; returns the whole answer."""
+        prompt = self.prompt_ids(question)
+        tokens: list[int] = []
+        shown = ""
 
-    @torch.inference_mode()
-    def stream(self, question: str, write=sys.stdout.write) -> str:
-        """Generate one answer, writing tokens as they come."""
-        from transformers import TextStreamer
+        def on_tokens(new: list[int]) -> None:
+            nonlocal shown
+            tokens.extend(new)
+            text = self.tokenizer.decode(tokens, skip_special_tokens=True).lstrip()
+            if not text.endswith("\ufffd"):  # hold back half a UTF-8 character
+                write(text[len(shown):])
+                shown = text
+                _flush()
 
-        class _Writer(TextStreamer):
-            def on_finalized_text(self, text, stream_end=False):
-                write(text + ("\n" if stream_end else ""))
-                sys.stdout.flush()
+        lookup_greedy(self.model, prompt, self.max_new_tokens, self.tokenizer.eos_token_id, self.corpus,
+                      prefix=self.prefix(), on_tokens=on_tokens)
+        write("\n")
+        _flush()
+        return self._decode(tokens)
 
-        enc = self.tokenizer(self.prompt(question), return_tensors="pt", add_special_tokens=False).to(self.model.device)
-        out = self.model.generate(**enc, max_new_tokens=self.max_new_tokens, do_sample=False,
-                                  pad_token_id=self.tokenizer.pad_token_id, eos_token_id=self.tokenizer.eos_token_id,
-                                  streamer=_Writer(self.tokenizer, skip_prompt=True, skip_special_tokens=True))
-        return self.tokenizer.decode(out[0][enc["input_ids"].shape[1]:], skip_special_tokens=True).strip()
+
+def _flush() -> None:
+    sys.stdout.flush()
 
 
 def _progress(total: int, desc: str):

@@ -183,7 +183,7 @@ def load_model(path: str, cfg: ModelConfig, device: str | None = None):
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=torch.bfloat16)
-        kwargs["device_map"] = {"": 0}
+        kwargs["device_map"] = {"": torch.cuda.current_device()}  # this process's GPU under accelerate launch
     model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
     if not cfg.load_in_4bit:
         model.to(device)

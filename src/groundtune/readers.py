@@ -21,7 +21,7 @@ from groundtune.errors import GroundtuneError
 # A passage or answer longer than this many characters per allowed token cannot fit; checked before
 # tokenizing so a 10 MB line fails in milliseconds rather than after a long tokenizer call.
 MAX_CHARS_PER_TOKEN = 16
-JSONL_FIELDS = {"question", "answer", "source", "id", "answerable"}
+JSONL_FIELDS = {"question", "answer", "source", "id", "answerable", "key_facts"}  # key_facts: scoring only, unused in training
 
 
 @dataclass
@@ -132,7 +132,7 @@ def _row(record: dict, path: str, line: int, default_source: str | None, fields:
 
 
 def read_jsonl(path: str | Path, source: str | None) -> list[Pair]:
-    """One JSON object per line: {"question", "answer"[, "source", "id", "answerable"]}."""
+    """One JSON object per line: {"question", "answer"[, "source", "id", "answerable", "key_facts"]}."""
     pairs = []
     for lineno, line in enumerate(read_text(path).split("\n"), 1):
         if not line.strip():

@@ -50,19 +50,22 @@ class RunDir:
         if self.partial.exists() and not resume and not overwrite:
             raise GroundtuneError("an interrupted run is here; pass --resume to continue it or --overwrite to start over",
                                   self.partial)
-        try:
-            self.root.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise GroundtuneError(f"cannot create output folder: {e.strerror}", self.root) from None
-        if not os.access(self.root, os.W_OK | os.X_OK):
-            raise GroundtuneError("output folder is not writable", self.root)
+        check_writable(self.root)
 
     def start(self, resume: bool) -> Path:
         """Create (or, on resume, reuse) the partial folder."""
         if not resume and self.partial.exists():
             shutil.rmtree(self.partial)
-        self.partial.mkdir(parents=True, exist_ok=True)
+        try:
+            self.partial.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise GroundtuneError(f"cannot create output folder: {e.strerror}", self.partial) from None
         return self.partial
+
+    def abandon(self) -> None:
+        """After a failure: drop the partial folder unless it holds a checkpoint to resume from."""
+        if self.partial.exists() and self.last_checkpoint() is None:
+            shutil.rmtree(self.partial, ignore_errors=True)
 
     def finish(self, keep_checkpoints: bool = False) -> Path:
         """Atomically publish the partial folder as the final run and point `latest` at it."""
@@ -77,6 +80,17 @@ class RunDir:
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
         return self.final
+
+
+def check_writable(folder: Path) -> None:
+    """Fail early, creating nothing, if `folder` could not be created or written."""
+    existing = Path(folder).absolute()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise GroundtuneError(f"cannot create output folder: {existing} is not a folder", folder)
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise GroundtuneError("output folder is not writable", existing)
 
 
 def point_latest(root: Path, name: str) -> None:

@@ -68,8 +68,9 @@ def save_loss_plot(log_history: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def save_run(folder: Path, cfg: RunConfig, base, tokenizer, peft_model, dataset, log_history, data_info,
-             user_pairs, timer, global_batch: int, world_size: int) -> None:
+def save_run(folder: Path, cfg: RunConfig, base, tokenizer, peft_model, data, log_history, timer,
+             global_batch: int, world_size: int) -> None:
+    """Write everything a finished run folder holds (see the module docstring) into `folder`."""
     from groundtune import __version__
 
     folder = Path(folder)
@@ -80,8 +81,8 @@ def save_run(folder: Path, cfg: RunConfig, base, tokenizer, peft_model, dataset,
     set_generation_defaults(merged, tokenizer)
     merged.config.name_or_path = base.hub_id or base.path
     merged.save_pretrained(folder, safe_serialization=True)
-    grounded_tokenizer(tokenizer, cfg, [p.source for p in user_pairs]).save_pretrained(folder)
-    dataset.save_to_disk(str(folder / "dataset"))
+    grounded_tokenizer(tokenizer, cfg, [p.source for p in data.user_pairs]).save_pretrained(folder)
+    data.dataset.save_to_disk(str(folder / "dataset"))
     save_loss_plot(log_history, folder / "loss.png")
     write_json(folder / "log_history.json", log_history)
     write_json(folder / MANIFEST, {
@@ -92,7 +93,7 @@ def save_run(folder: Path, cfg: RunConfig, base, tokenizer, peft_model, dataset,
         "base_model_license": base.license,
         "base_model_note": base.note,
         "seed": cfg.seed,
-        "data": {**data_info, "path": cfg.data.path, "user_pairs": len(user_pairs)},
+        "data": {**data.stats, "path": cfg.data.path, "user_pairs": len(data.user_pairs)},
         "global_batch_size": global_batch,
         "world_size": world_size,
         "timings_s": dict(timer.times),

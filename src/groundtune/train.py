@@ -14,14 +14,13 @@ Checkpointing, resume, schedules, logging and distributed training are the Train
 
 from __future__ import annotations
 
-import math
 import signal
 import threading
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
 
 from groundtune.chat import IGNORE_INDEX
 from groundtune.config import RunConfig, dump_yaml, load_config, to_dict
@@ -86,12 +85,12 @@ def shared_prefix_loss(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Ten
     p = prefix.numel()
     cache = None
     if p:
-        cache = model(input_ids=prefix[None], use_cache=True, logits_to_keep=1).past_key_values
+        cache = model(input_ids=prefix[None], use_cache=True, logits_to_keep=1).cache
         cache.batch_repeat_interleave(n_rows)
         mask = torch.cat([mask.new_ones(n_rows, p), mask], dim=1)
     keep = (shift != IGNORE_INDEX).any(dim=0).nonzero().squeeze(1)
     positions = torch.arange(p, p + suffix_len, device=ids.device).expand(n_rows, -1)
-    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
+    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache,
                 use_cache=cache is not None, logits_to_keep=keep)
     targets = shift[:, keep]
     loss_sum = F.cross_entropy(out.logits.flatten(0, 1).float(), targets.flatten(),
@@ -208,55 +207,67 @@ def check_resume_config(cfg: RunConfig, saved: Path) -> None:
 
 
 def train(cfg: RunConfig, resume: bool = False, overwrite: bool = False) -> Path:
-    """Data -> LoRA training -> a finished run folder (merged model + adapter + dataset + manifest). Returns it."""
+    """Data -> LoRA training -> a finished run folder (merged model + adapter + dataset + manifest). Returns it.
+
+    Everything that can be wrong with the input is checked before anything is written.
+    """
     from accelerate import PartialState
-    from transformers import set_seed
 
     from groundtune import model as models
     from groundtune.data import format_stats, prepare_data
     from groundtune.runs import RunDir, Timer
-    from groundtune.save import save_run
 
-    state = PartialState()
+    device = models.pick_device(cfg.model.device)
+    # cpu=True: under `accelerate launch`/`torchrun` on CPUs the processes form a gloo group; without it
+    # accelerate finds no GPU and every process believes it is the only (main) one until the Trainer starts.
+    state = PartialState(cpu=device == "cpu")
     timer = Timer()
     run = RunDir(cfg.output_dir, cfg.run_name)
     run.check(overwrite=overwrite, resume=resume)
+    if resume:
+        check_resume_config(cfg, run.partial / "config.yaml")
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
 
-    with timer("load_tokenizer"):
+    # Main process first: an embedded base is dequantized and cached once, not by every process at once.
+    # Its barrier also lets every process finish `run.check` before the main one creates the partial folder.
+    with timer("load_tokenizer"), state.main_process_first():
         base = models.resolve(cfg.model.base_model)
         tokenizer = models.load_tokenizer(base.path)
     with timer("data"):
-        dataset, tokenized, user_pairs, info = prepare_data(cfg.data, tokenizer)
-    _log(state, f"data: {format_stats(info)}")
-    device = models.pick_device(cfg.model.device) if not state.use_distributed or cfg.model.device != "auto" else None
+        data = prepare_data(cfg.data, tokenizer)
+    _log(state, f"data: {format_stats(data.stats)}")
     with timer("load_model"):
         model = models.load_model(base.path, cfg.model, device)
-    device = str(model.device.type)
-    dtype = model.dtype
-
-    partial = run.partial
     if state.is_main_process:
         run.start(resume)
-        saved_config = partial / "config.yaml"
-        if resume:
-            check_resume_config(cfg, saved_config)
-        else:
-            dump_yaml(cfg, saved_config)
+        if not resume:
+            dump_yaml(cfg, run.partial / "config.yaml")
     state.wait_for_everyone()
+    try:
+        return _train_and_save(cfg, run, state, timer, base, tokenizer, model, data, resume)
+    except Interrupted:
+        raise
+    except BaseException:
+        if state.is_main_process:
+            run.abandon()
+        raise
+
+
+def _train_and_save(cfg: RunConfig, run, state, timer, base, tokenizer, model, data, resume: bool) -> Path:
+    from groundtune.save import save_run
 
     set_seed(cfg.seed)
     peft_model = lora_model(model, cfg)
-    args = training_arguments(cfg, run.checkpoints, device, dtype)
+    args = training_arguments(cfg, run.checkpoints, model.device.type, model.dtype)
     share = cfg.train.prefix_sharing and not cfg.train.gradient_checkpointing
     stopper = StopOnSignal()
-    trainer = GroundtuneTrainer(model=peft_model, args=args, train_dataset=tokenized,
+    trainer = GroundtuneTrainer(model=peft_model, args=args, train_dataset=data.tokenized,
                                 data_collator=PrefixSharingCollator(tokenizer.pad_token_id, share),
                                 callbacks=[stopper])
     global_batch = cfg.train.batch_size * max(state.num_processes, 1) * cfg.train.grad_accum
-    _log(state, f"training {cfg.model.base_model} on {device} ({dtype}), {state.num_processes} process(es): "
-                f"{len(tokenized)} examples x {cfg.train.epochs} epochs, global batch {global_batch} "
+    _log(state, f"training {cfg.model.base_model} on {model.device.type} ({model.dtype}), {state.num_processes} "
+                f"process(es): {len(data.tokenized)} examples x {cfg.train.epochs} epochs, global batch {global_batch} "
                 f"({cfg.train.batch_size} per device x {state.num_processes} x {cfg.train.grad_accum} accumulation)")
     stopper.install()
     try:
@@ -270,20 +281,44 @@ def train(cfg: RunConfig, resume: bool = False, overwrite: bool = False) -> Path
                           f"to finish", run.checkpoints)
     _log(state, f"trained in {timer.times['train']:.1f} s ({result.metrics.get('train_loss', float('nan')):.4f} mean loss)")
 
+    if trainer.is_fsdp_enabled or trainer.is_deepspeed_enabled:
+        peft_model = unsharded_copy(trainer, base.path, cfg, model.dtype)
     if state.is_main_process:
         with timer("save"):
-            save_run(partial, cfg, base, tokenizer, peft_model, dataset, trainer.state.log_history, info,
-                     user_pairs, timer, global_batch=global_batch, world_size=state.num_processes)
+            save_run(run.partial, cfg, base, tokenizer, peft_model, data, trainer.state.log_history, timer,
+                     global_batch=global_batch, world_size=state.num_processes)
         final = run.finish()
         _log(state, f"run written to {final} (latest -> {final.name})")
     state.wait_for_everyone()
     return run.final
 
 
+def unsharded_copy(trainer, base_path: str, cfg: RunConfig, dtype: torch.dtype):
+    """The trained model in one piece, on the main process (None elsewhere), when FSDP or DeepSpeed split it.
+
+    FSDP and ZeRO-3 leave each process a shard of every weight, so the main process alone cannot save
+    or merge them. Every process joins the gather (a collective); the main process then loads a fresh
+    copy of the base on the CPU, adds the LoRA layers and copies the trained adapter weights into it.
+    """
+    import dataclasses
+
+    from groundtune import model as models
+
+    full = trainer.accelerator.get_state_dict(trainer.model_wrapped)
+    if not trainer.accelerator.is_main_process:
+        return None
+    plain = dataclasses.replace(cfg, model=dataclasses.replace(
+        cfg.model, dtype=str(dtype).removeprefix("torch."), device="cpu", load_in_4bit=False))
+    copy = lora_model(models.load_model(base_path, plain.model, "cpu"), plain)
+    adapter = {k: v for k, v in full.items() if "lora_" in k}
+    missing = [k for k in copy.load_state_dict(adapter, strict=False).missing_keys if "lora_" in k]
+    if missing or not adapter:
+        raise GroundtuneError(f"gathering the trained adapter failed: {len(missing)} LoRA weights missing "
+                              f"(for DeepSpeed ZeRO-3 set zero3_save_16bit_model: true)")
+    return copy
+
+
 def _log(state, message: str) -> None:
     if state.is_main_process:
         print(f"[groundtune] {message}", flush=True)
 
-
-def tokens_per_second(info: dict, epochs: float, seconds: float) -> float:
-    return info["tokens_total"] * epochs / seconds if seconds > 0 else math.nan

@@ -1,0 +1,83 @@
+import pytest
+import torch
+
+from groundtune.chat import system_text, to_messages
+from groundtune.config import DataConfig
+from groundtune.generate import PrefixCache, batch_greedy, find_draft, lookup_greedy, shared_prefix
+from groundtune.infer import Answerer
+
+from conftest import SEED, build_tiny_model
+
+PASSAGE = SEED.read_text().splitlines()[0]
+QUESTIONS = ["Who is Rutte?", "How many Patriot systems did Germany provide to Ukraine?", "Why?",
+             "What increase in air and missile defense did Rutte advocate for NATO countries?"]
+
+
+@pytest.fixture(scope="module")
+def model(tokenizer):
+    return build_tiny_model(tokenizer, seed=3).eval()
+
+
+def prompts(tokenizer):
+    system = system_text(PASSAGE, DataConfig())
+    return [tokenizer(tokenizer.apply_chat_template(to_messages(q, None, system), tokenize=False,
+                                                    add_generation_prompt=True), add_special_tokens=False)["input_ids"]
+            for q in QUESTIONS]
+
+
+def reference(model, prompt, n, eos):
+    out = model.generate(torch.tensor([prompt]), max_new_tokens=n, do_sample=False, eos_token_id=eos,
+                         pad_token_id=eos)
+    return out[0, len(prompt):].tolist()
+
+
+def test_shared_prefix_leaves_a_token_to_prefill():
+    assert shared_prefix([[1, 2, 3], [1, 2, 3]]) == [1, 2]
+    assert shared_prefix([[1, 2, 3, 4], [1, 2, 5]]) == [1, 2]
+
+
+@pytest.mark.parametrize("use_prefix", [True, False])
+def test_batch_greedy_equals_generate(model, tokenizer, use_prefix):
+    ps = prompts(tokenizer)
+    prefix = PrefixCache(model, shared_prefix(ps)) if use_prefix else None
+    assert prefix is None or len(prefix.ids) > 100
+    got = batch_greedy(model, ps, 12, tokenizer.eos_token_id, tokenizer.pad_token_id, prefix)
+    for p, g in zip(ps, got):
+        assert g == reference(model, p, 12, tokenizer.eos_token_id)
+
+
+def test_batch_greedy_stops_rows_at_eos(model, tokenizer):
+    ps = prompts(tokenizer)
+    first = batch_greedy(model, ps, 6, tokenizer.eos_token_id, tokenizer.pad_token_id)
+    eos = first[0][-1]  # pretend the last token of row 0 is the end-of-turn token
+    got = batch_greedy(model, ps, 6, eos, tokenizer.pad_token_id)
+    for row, full in zip(got, first):
+        assert row == (full[: full.index(eos) + 1] if eos in full else full)
+    assert any(len(row) < 6 for row in got)
+
+
+def test_find_draft_prefers_longest_recent_match():
+    corpus = [[5, 6, 7, 8, 9]]
+    assert find_draft([1, 6, 7], corpus, k=2) == [8, 9]
+    assert find_draft([1, 2, 3], corpus) == []
+    assert find_draft([4, 5, 4, 5], [], k=3) == [4, 5]
+
+
+def test_lookup_greedy_equals_generate(model, tokenizer):
+    ps = prompts(tokenizer)
+    prefix = PrefixCache(model, shared_prefix(ps))
+    for p in ps:
+        expected = reference(model, p, 25, tokenizer.eos_token_id)
+        streamed = []
+        got = lookup_greedy(model, p, 25, tokenizer.eos_token_id, corpus=[expected[3:15]], prefix=prefix,
+                            on_tokens=streamed.extend)
+        assert got == expected == streamed
+
+
+def test_answerer_batches_and_streams_the_same_text(model, tokenizer):
+    answerer = Answerer(model, tokenizer, system=system_text(PASSAGE, DataConfig()), max_new_tokens=10)
+    batched = answerer.answer(QUESTIONS, batch_size=3)
+    written = []
+    for q, a in zip(QUESTIONS, batched):
+        assert answerer.stream(q, write=written.append) == a
+    assert "".join(written).strip().split("\n")[0].strip() == batched[0]
