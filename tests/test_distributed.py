@@ -118,7 +118,7 @@ def test_unsharded_copy_carries_the_trained_adapter(tiny_model_dir, tmp_path):
 
     cfg = load_config(None, comparable(tiny_model_dir, tmp_path, batch_size=8) | {"train.epochs": 0.2})
     tokenizer = load_tokenizer(str(tiny_model_dir))
-    _, tokenized, _, _ = prepare_data(cfg.data, tokenizer)
+    tokenized = prepare_data(cfg.data, tokenizer).tokenized
     peft_model = lora_model(load_model(str(tiny_model_dir), cfg.model, "cpu"), cfg)
     args = training_arguments(cfg, tmp_path / "checkpoints", "cpu", torch.float32)
     args.save_strategy = "no"
