@@ -16,6 +16,11 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
+import torch  # noqa: E402
+
+# Tiny models run fastest on one thread, and a loaded 2-core machine makes two threads crawl.
+torch.set_num_threads(1)
+
 REPO = Path(__file__).resolve().parents[1]
 SEED = REPO / "data" / "000_629302d99c87d0b4.txt"
 CHATML = (
