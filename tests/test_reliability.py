@@ -14,8 +14,7 @@ from safetensors.torch import load_file
 from groundtune import train as train_module
 from groundtune.cli import main
 
-from conftest import REPO, tiny_run_overrides
-from test_train import cli_overrides
+from conftest import REPO, cli_overrides, tiny_run_overrides
 
 RESUME_TOLERANCE = 1e-6  # max abs difference between adapter weights of a resumed and an uninterrupted run
 
