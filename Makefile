@@ -18,6 +18,7 @@ help:
 	@echo "make run    - data -> LoRA training -> evaluation on the embedded SmolLM2-135M (CPU); writes outputs/latest"
 	@echo "make test   - the test suite (tiny models + a few tests on the embedded model)"
 	@echo "make test-fast - the fast suite only (tiny models)"
+	@echo "make bench  - training/evaluation/decoding speed against the usual setup; writes outputs/bench/bench.md"
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,6 +35,10 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -m "slow or not slow"
+
+bench: $(STAMP)
+	test -e outputs/latest || $(MAKE) run
+	$(GT) bench --config $(CONFIG) --model outputs/latest --out outputs/bench
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -m "not slow"

@@ -16,6 +16,11 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
+import torch  # noqa: E402
+
+# Tiny models run fastest on one thread, and a loaded 2-core machine makes two threads crawl.
+torch.set_num_threads(1)
+
 REPO = Path(__file__).resolve().parents[1]
 SEED = REPO / "data" / "000_629302d99c87d0b4.txt"
 CHATML = (
@@ -95,3 +100,20 @@ def tiny_run_overrides(model_dir: Path, out: Path, **extra) -> dict:
     }
     base.update(extra)
     return base
+
+
+def cli_overrides(d: dict) -> list[str]:
+    """{'train.epochs': 1} -> ['--train.epochs', '1']"""
+    import json
+
+    return [x for k, v in d.items() for x in (f"--{k}", json.dumps(v) if not isinstance(v, str) else v)]
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_model_dir, tmp_path_factory) -> Path:
+    """An output folder holding one finished tiny training run, `tiny`, and `latest` pointing at it."""
+    from groundtune.cli import main
+
+    out = tmp_path_factory.mktemp("outputs")
+    assert main(["train", *cli_overrides(tiny_run_overrides(tiny_model_dir, out))]) == 0
+    return out

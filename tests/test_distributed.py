@@ -22,8 +22,8 @@ from safetensors.torch import load_file
 
 from groundtune.cli import main
 
-from conftest import REPO, tiny_run_overrides
-from test_train import RUN_FILES, cli_overrides
+from conftest import REPO, cli_overrides, tiny_run_overrides
+from test_train import RUN_FILES
 
 ACCELERATE = REPO / "configs" / "accelerate"
 # Same examples per step, float32 on CPU: the two runs differ only in the order of floating-point sums

@@ -10,7 +10,7 @@ from groundtune.cli import main
 from groundtune.config import DataConfig, load_config
 from groundtune.train import PrefixSharingCollator, common_prefix_length, shared_prefix_loss
 
-from conftest import build_tiny_model, tiny_run_overrides
+from conftest import build_tiny_model, cli_overrides, tiny_run_overrides
 
 PASSAGE = "Alice founded Acme in 2001. Acme makes two kinds of widgets in Lyon."
 QA = [("Who founded Acme?", "Alice founded it."),
@@ -91,18 +91,6 @@ def test_lora_moves_adapter_and_leaves_base_untouched(tokenizer):
 RUN_FILES = {"adapter", "chat_template.jinja", "config.json", "config.yaml", "dataset", "generation_config.json",
              "log_history.json", "loss.png", "manifest.json", "model.safetensors", "tokenizer.json",
              "tokenizer_config.json"}
-
-
-def cli_overrides(d: dict) -> list[str]:
-    return [x for k, v in d.items() for x in (f"--{k}", json.dumps(v) if not isinstance(v, str) else v)]
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tiny_model_dir, tmp_path_factory):
-    out = tmp_path_factory.mktemp("outputs")
-    code = main(["train", *cli_overrides(tiny_run_overrides(tiny_model_dir, out))])
-    assert code == 0
-    return out
 
 
 def test_train_cli_writes_exactly_the_run_files(tiny_run):

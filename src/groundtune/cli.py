@@ -72,6 +72,15 @@ def cmd_run(args, extra) -> int:
     return 0
 
 
+def cmd_bench(args, extra) -> int:
+    from groundtune.bench import run_bench
+
+    _no_overrides(extra)
+    run_bench(args.config, args.model, args.out, n_train=args.train_examples, epochs=args.epochs,
+              n_eval=args.eval_questions, n_decode=args.decode_questions, skip_baseline=args.skip_baseline)
+    return 0
+
+
 def cmd_ask(args, extra) -> int:
     from groundtune.infer import ask
 
@@ -154,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_, description=help_, epilog=_config_help(),
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         p.add_argument("--config", help="YAML config (configs/*.yaml); omitted: all defaults")
-        p.add_argument("--debug", action="store_true", help="show Python tracebacks")
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show Python tracebacks")
         p.set_defaults(func=func)
         return p
 
@@ -167,12 +176,24 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
         p.add_argument("--overwrite", action="store_true", help="replace an existing run folder of the same name")
 
+    p = sub.add_parser("bench", help="measure training and generation speed against the usual setup (make bench)")
+    p.add_argument("--config", default="configs/smollm2-135m-cpu.yaml", help="run config whose data and model to use")
+    p.add_argument("--model", default="outputs/latest", help="trained model for the generation measurements")
+    p.add_argument("--out", default="outputs/bench", help="folder for bench.json and bench.md")
+    p.add_argument("--train-examples", type=int, default=24)
+    p.add_argument("--epochs", type=float, default=2)
+    p.add_argument("--eval-questions", type=int, default=16)
+    p.add_argument("--decode-questions", type=int, default=6)
+    p.add_argument("--skip-baseline", action="store_true", help="skip the slow batch-1 Trainer baseline")
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show Python tracebacks")
+    p.set_defaults(func=cmd_bench)
+
     p = sub.add_parser("ask", help="answer a question with a trained model (interactive without one)")
     p.add_argument("--model", default="outputs/latest", help="run folder or model folder [default: outputs/latest]")
     p.add_argument("question", nargs="?", help="the question; omitted: interactive session")
     p.add_argument("--max-new-tokens", type=int, default=256)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
-    p.add_argument("--debug", action="store_true", help="show Python tracebacks")
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show Python tracebacks")
     p.set_defaults(func=cmd_ask)
 
     p = sub.add_parser("eval", help="answer question sets with a model (and its base), score them, write a report",

@@ -58,11 +58,8 @@ class Answerer:
         from groundtune.model import load_model, load_tokenizer
 
         path = check_model_dir(path)
-        try:
-            tokenizer = load_tokenizer(str(path))
-            model = load_model(str(path), ModelConfig(device=device))
-        except OSError as e:
-            raise GroundtuneError(f"cannot load model: {str(e).splitlines()[0]}", path) from None
+        tokenizer = load_tokenizer(str(path))
+        model = load_model(str(path), ModelConfig(device=device))
         kwargs.setdefault("corpus", known_answers(path))
         return cls(model, tokenizer, **kwargs)
 

@@ -156,10 +156,20 @@ def pick_dtype(requested: str, device: str):
     return torch.float32
 
 
+def _load_error(path: str, error: OSError) -> GroundtuneError:
+    """One-line error for a model that cannot be loaded: a broken local folder, or a Hub id while offline."""
+    if Path(path).exists():
+        return GroundtuneError(f"cannot load model: {str(error).splitlines()[0]}", path)
+    return _offline_error(path, error)
+
+
 def load_tokenizer(path: str):
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
+    try:
+        tok = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
+    except OSError as e:
+        raise _load_error(path, e) from None
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     if not tok.chat_template:
@@ -184,7 +194,10 @@ def load_model(path: str, cfg: ModelConfig, device: str | None = None):
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=torch.bfloat16)
         kwargs["device_map"] = {"": torch.cuda.current_device()}  # this process's GPU under accelerate launch
-    model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    except OSError as e:
+        raise _load_error(path, e) from None
     if not cfg.load_in_4bit:
         model.to(device)
     return model
@@ -193,13 +206,4 @@ def load_model(path: str, cfg: ModelConfig, device: str | None = None):
 def load_base(cfg: ModelConfig, device: str | None = None):
     """(BaseModel, tokenizer, model) for the configured base, with clear errors when it cannot be found."""
     base = resolve(cfg.base_model)
-    try:
-        tokenizer = load_tokenizer(base.path)
-        model = load_model(base.path, cfg, device)
-    except GroundtuneError:
-        raise
-    except OSError as e:
-        if Path(base.path).exists():
-            raise GroundtuneError(f"cannot load model: {str(e).splitlines()[0]}", base.path) from None
-        raise _offline_error(base.name, e) from None
-    return base, tokenizer, model
+    return base, load_tokenizer(base.path), load_model(base.path, cfg, device)

@@ -13,6 +13,7 @@ import os
 import platform
 import shutil
 import sys
+import tempfile
 import time
 from importlib import metadata
 from pathlib import Path
@@ -89,8 +90,10 @@ def check_writable(folder: Path) -> None:
         existing = existing.parent
     if not existing.is_dir():
         raise GroundtuneError(f"cannot create output folder: {existing} is not a folder", folder)
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise GroundtuneError("output folder is not writable", existing)
+    try:  # a real probe: permission bits do not tell (root, read-only mounts, /proc)
+        os.rmdir(tempfile.mkdtemp(prefix=".groundtune-probe-", dir=existing))
+    except OSError as e:
+        raise GroundtuneError(f"output folder is not writable: {e.strerror}", existing) from None
 
 
 def point_latest(root: Path, name: str) -> None:

@@ -1,0 +1,255 @@
+"""`groundtune bench` / `make bench`: groundtune against the usual setup, side by side, on this machine.
+
+Each measurement runs in its own subprocess (so peak memory and thread pools are its own) and prints
+one JSON line; the parent collects them into `bench.json` and `bench.md`.
+
+1. training: the tutorial setup (transformers Trainer + PEFT, batch 1, the model's own loss) against
+   groundtune's (length-grouped batches, shared passage prefix, logits only where labels are), same
+   LoRA config, same examples, same epochs; example tokens per second, peak RSS, and the final loss
+   of each, measured the same way afterwards (mean answer-token loss, eval mode);
+2. evaluation: `Answerer.answer` (batched, cached prefix) against `model.generate` one prompt at a time;
+3. interactive decoding: `Answerer.stream` (n-gram lookup drafting) against `model.generate`, batch 1;
+4. the fraction of the machine's peak FLOP/s groundtune training reaches (FLOPs counted by
+   torch.utils.flop_counter over one epoch; peak = a large fp32 matmul measured on the spot).
+Generation parts also check that the answers are identical to plain greedy decoding.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+BASELINE_LR = 2e-4  # the learning rate PEFT/TRL LoRA tutorials use at batch size 1
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _examples(config: str, n: int):
+    """The first n examples of the configured dataset after a fixed shuffle, tokenized."""
+    from groundtune import model as models
+    from groundtune.config import load_config
+    from groundtune.data import prepare_data
+
+    cfg = load_config(config)
+    base = models.resolve(cfg.model.base_model)
+    tokenizer = models.load_tokenizer(base.path)
+    tokenized = prepare_data(cfg.data, tokenizer).tokenized.shuffle(seed=0).select(range(n))
+    return cfg, base, tokenizer, tokenized
+
+
+def final_loss(model, tokenized, pad_token_id: int) -> float:
+    """Mean answer-token loss over the examples, eval mode; the same measure for every variant."""
+    from groundtune.train import PrefixSharingCollator, shared_prefix_loss
+
+    model.eval()
+    collate = PrefixSharingCollator(pad_token_id, share_prefix=True)
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for i in range(0, len(tokenized), 8):
+            loss_sum, n = shared_prefix_loss(model, collate([tokenized[j] for j in range(i, min(i + 8, len(tokenized)))]))
+            total, count = total + loss_sum.item(), count + n.item()
+    return total / count
+
+
+def epoch_flops(model, tokenized, collate, batch_size: int) -> int:
+    """Forward + backward matmul FLOPs of one pass over the examples in groundtune's batching."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from groundtune.train import shared_prefix_loss
+
+    order = sorted(range(len(tokenized)), key=lambda i: tokenized[i]["length"])
+    counter = FlopCounterMode(display=False)
+    with counter:
+        for i in range(0, len(order), batch_size):
+            loss_sum, n = shared_prefix_loss(model, collate([tokenized[j] for j in order[i:i + batch_size]]))
+            (loss_sum / n).backward()
+    model.zero_grad(set_to_none=True)
+    return counter.get_total_flops()
+
+
+def part_train(variant: str, config: str, n: int, epochs: float) -> dict:
+    """One training variant: 'baseline', 'groundtune' or 'groundtune-noshare'."""
+    from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments, set_seed
+
+    from groundtune import model as models
+    from groundtune.train import GroundtuneTrainer, PrefixSharingCollator, lora_model, training_arguments
+
+    cfg, base, tokenizer, tokenized = _examples(config, n)
+    model = models.load_model(base.path, cfg.model, "cpu")
+    set_seed(cfg.seed)
+    peft_model = lora_model(model, cfg)
+    out = Path(os.environ.get("TMPDIR", "/tmp")) / f"groundtune-bench-{os.getpid()}"
+    if variant == "baseline":
+        args = TrainingArguments(output_dir=str(out), num_train_epochs=epochs, per_device_train_batch_size=1,
+                                 learning_rate=BASELINE_LR, lr_scheduler_type="linear", report_to="none",
+                                 save_strategy="no", use_cpu=True, seed=cfg.seed, disable_tqdm=True,
+                                 logging_steps=10, remove_unused_columns=True)
+        trainer = Trainer(model=peft_model, args=args, train_dataset=tokenized.select_columns(["input_ids", "labels"]),
+                          data_collator=DataCollatorForSeq2Seq(tokenizer, padding=True))
+    else:
+        cfg.train.epochs = epochs
+        cfg.train.prefix_sharing = variant == "groundtune"
+        args = training_arguments(cfg, out, "cpu", model.dtype)
+        args.save_strategy, args.disable_tqdm = "no", True
+        trainer = GroundtuneTrainer(model=peft_model, args=args, train_dataset=tokenized,
+                                    data_collator=PrefixSharingCollator(tokenizer.pad_token_id, cfg.train.prefix_sharing))
+    t0 = time.perf_counter()
+    trainer.train()
+    seconds = time.perf_counter() - t0
+    tokens = sum(tokenized["length"]) * epochs
+    result = {"variant": variant, "examples": n, "epochs": epochs, "seconds": round(seconds, 2),
+              "tokens": int(tokens), "tokens_per_s": round(tokens / seconds, 1),
+              "batch_size": 1 if variant == "baseline" else cfg.train.batch_size,
+              "learning_rate": BASELINE_LR if variant == "baseline" else cfg.train.learning_rate,
+              "final_loss": round(final_loss(peft_model, tokenized, tokenizer.pad_token_id), 4),
+              "peak_rss_mb": round(_peak_rss_mb(), 1)}
+    if variant == "groundtune":
+        peft_model.train()
+        flops = epoch_flops(peft_model, tokenized, PrefixSharingCollator(tokenizer.pad_token_id), cfg.train.batch_size)
+        result["train_flops"] = int(flops * epochs)
+        result["achieved_gflops"] = round(flops * epochs / seconds / 1e9, 1)
+    return result
+
+
+def part_peak() -> dict:
+    """The machine's fp32 matmul throughput, measured (the reference for 'fraction of peak')."""
+    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    for _ in range(3):
+        a @ b
+    reps, t0 = 20, time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    seconds = time.perf_counter() - t0
+    flags = Path("/proc/cpuinfo").read_text().split("flags")[1].split("\n")[0] if Path("/proc/cpuinfo").exists() else ""
+    isa = "avx512f" if "avx512f" in flags else "avx2" if "avx2" in flags else "other"
+    return {"matmul_gflops": round(2 * 2048 ** 3 * reps / seconds / 1e9, 1), "threads": torch.get_num_threads(),
+            "cpus": os.cpu_count(), "isa": isa}
+
+
+def _questions(n: int) -> list[str]:
+    rows = [json.loads(line) for line in Path("data/dev.jsonl").read_text().splitlines() if line.strip()]
+    return [r["question"] for r in rows[:n]]
+
+
+def _plain_generate(answerer, question: str, max_new_tokens: int) -> tuple[str, int]:
+    tok = answerer.tokenizer
+    ids = torch.tensor([answerer.prompt_ids(question)])
+    with torch.inference_mode():
+        out = answerer.model.generate(ids, max_new_tokens=max_new_tokens, do_sample=False,
+                                      eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    new = out[0, ids.shape[1]:]
+    return tok.decode(new, skip_special_tokens=True).strip(), int(new.numel())
+
+
+def part_generate(kind: str, model_dir: str, n: int, max_new_tokens: int) -> dict:
+    """'eval': batched harness vs one-at-a-time generate; 'decode': streamed lookup vs plain generate."""
+    from groundtune.infer import Answerer
+
+    answerer = Answerer.from_dir(model_dir, device="cpu", max_new_tokens=max_new_tokens)
+    questions = _questions(n)
+    answerer.prefix()  # built once per session, like an interactive session or an eval run
+    t0 = time.perf_counter()
+    plain = [_plain_generate(answerer, q, max_new_tokens) for q in questions]
+    plain_s = time.perf_counter() - t0
+    tokens = sum(k for _, k in plain)
+    t0 = time.perf_counter()
+    if kind == "eval":
+        ours = answerer.answer(questions, batch_size=16)
+    else:
+        ours = [answerer.stream(q, write=lambda _: None) for q in questions]
+    ours_s = time.perf_counter() - t0
+    same = sum(a == p for a, (p, _) in zip(ours, plain))
+    return {"part": kind, "questions": n, "generated_tokens": tokens, "plain_s": round(plain_s, 2),
+            "ours_s": round(ours_s, 2), "plain_tokens_per_s": round(tokens / plain_s, 1),
+            "ours_tokens_per_s": round(tokens / ours_s, 1), "speedup": round(plain_s / ours_s, 2),
+            "identical_answers": f"{same}/{n}"}
+
+
+# --------------------------------------------------------------------------------------------------
+# Orchestration
+
+
+def _subprocess(args: list[str]) -> dict:
+    cmd = [sys.executable, "-m", "groundtune.bench", *args]
+    print(f"[bench] {' '.join(args)}", flush=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "TQDM_DISABLE": "1"})
+    if proc.returncode != 0:
+        raise RuntimeError(f"bench part {args[0]} failed:\n{proc.stderr[-2000:]}")
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    print(f"[bench]   {result}", flush=True)
+    return result
+
+
+def run_bench(config: str, model_dir: str, out_dir: str, n_train: int = 24, epochs: float = 2,
+              n_eval: int = 16, n_decode: int = 6, skip_baseline: bool = False) -> dict:
+    from groundtune.runs import environment, write_json
+
+    if not (Path(model_dir) / "config.json").is_file():
+        from groundtune.errors import GroundtuneError
+
+        raise GroundtuneError("no trained model to benchmark generation on; run `make run` first", model_dir)
+    results: dict = {"environment": environment(), "peak": _subprocess(["peak"])}
+    variants = ["groundtune", "groundtune-noshare"] + ([] if skip_baseline else ["baseline"])
+    results["train"] = {v: _subprocess(["train", v, config, str(n_train), str(epochs)]) for v in variants}
+    results["eval"] = _subprocess(["generate", "eval", model_dir, str(n_eval), "96"])
+    results["decode"] = _subprocess(["generate", "decode", model_dir, str(n_decode), "96"])
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "bench.json", results)
+    (out / "bench.md").write_text(markdown(results), encoding="utf-8")
+    print(markdown(results))
+    return results
+
+
+def markdown(r: dict) -> str:
+    t = r["train"]
+    ours = t["groundtune"]
+    lines = ["| measurement | usual setup | groundtune | ratio | target |", "|---|---|---|---|---|"]
+    if "baseline" in t:
+        base = t["baseline"]
+        lines.append(f"| training, example tokens/s ({ours['examples']} examples x {ours['epochs']} epochs) | "
+                     f"{base['tokens_per_s']} (Trainer+PEFT, batch 1, lr {base['learning_rate']}) | "
+                     f"{ours['tokens_per_s']} (batch {ours['batch_size']}, lr {ours['learning_rate']}) | "
+                     f"{ours['tokens_per_s'] / base['tokens_per_s']:.2f}x | >= 2x |")
+        lines.append(f"| final loss (answer tokens, eval mode) | {base['final_loss']} | {ours['final_loss']} | | equal or lower |")
+        lines.append(f"| training peak RSS | {base['peak_rss_mb']:.0f} MB | {ours['peak_rss_mb']:.0f} MB | | <= 3 GB |")
+    noshare = t["groundtune-noshare"]
+    lines.append(f"| prefix sharing alone (same batches), tokens/s | {noshare['tokens_per_s']} (off) | "
+                 f"{ours['tokens_per_s']} (on) | {ours['tokens_per_s'] / noshare['tokens_per_s']:.2f}x | |")
+    lines.append(f"| final loss, prefix sharing off / on | {noshare['final_loss']} | {ours['final_loss']} | | equal |")
+    for key, name, target in (("eval", "evaluation, generated tokens/s", ">= 5x"),
+                              ("decode", "interactive decode, tokens/s (batch 1)", ">= 3x")):
+        g = r[key]
+        lines.append(f"| {name} ({g['questions']} dev questions) | {g['plain_tokens_per_s']} (generate, one at a time) | "
+                     f"{g['ours_tokens_per_s']} | {g['speedup']:.2f}x | {target}; identical answers {g['identical_answers']} |")
+    peak = r["peak"]
+    lines.append(f"| training FLOP/s vs measured fp32 matmul peak | {peak['matmul_gflops']} GFLOP/s peak "
+                 f"({peak['isa']}, {peak['threads']} threads) | {ours['achieved_gflops']} GFLOP/s | "
+                 f"{ours['achieved_gflops'] / peak['matmul_gflops']:.0%} | |")
+    return "\n".join(lines) + "\n"
+
+
+def _main(argv: list[str]) -> None:
+    part = argv[0]
+    if part == "peak":
+        result = part_peak()
+    elif part == "train":
+        result = part_train(argv[1], argv[2], int(argv[3]), float(argv[4]))
+    elif part == "generate":
+        result = part_generate(argv[1], argv[2], int(argv[3]), int(argv[4]))
+    else:
+        raise SystemExit(f"unknown bench part {part}")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    _main(sys.argv[1:])
