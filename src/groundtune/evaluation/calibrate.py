@@ -149,6 +149,23 @@ def table(calib: list[dict], calib_scored, held: list[dict], held_scored, weight
     return out
 
 
+def by_category(held: list[dict], held_scored, weights: dict) -> list[dict]:
+    """Held-out accuracy of `consistency` at the calibration threshold, per category of the labelled set."""
+    consistency = columns(held, held_scored, weights)["consistency"]
+    out = []
+    for category in sorted({r["category"] for r in held}):
+        idx = [i for i, r in enumerate(held) if r["category"] == category]
+        right = sum((consistency[i] >= weights["threshold"]) == bool(held[i]["label"]) for i in idx)
+        out.append({"category": category, "label": held[idx[0]]["label"], "n": len(idx), "correct": int(right)})
+    return out
+
+
+def format_categories(rows: list[dict]) -> str:
+    lines = ["| category | label | held-out rows | classified right at the threshold |", "|---|---|---|---|"]
+    lines += [f"| {r['category']} | {r['label']} | {r['n']} | {r['correct']} |" for r in rows]
+    return "\n".join(lines)
+
+
 def format_table(rows: list[dict], n_calib: int, n_held: int) -> str:
     lines = [f"held-out half: {n_held} rows (calibration half: {n_calib} rows)", "",
              "| signal | ROC AUC | balanced accuracy | threshold (from calibration half) |",
@@ -174,7 +191,10 @@ def calibrate(labels_path: str | Path, out: str | Path | None = None, scorer: Sc
                "rule": "within each category, alternate rows in sha256(id) order"},
         heldout=rows_table,
     )
+    weights["heldout_by_category"] = by_category(held, held_scored, weights)
     if out:
         Path(out).write_text(json.dumps(weights, indent=2) + "\n", encoding="utf-8")
     print(format_table(rows_table, len(calib), len(held)))
+    print()
+    print(format_categories(weights["heldout_by_category"]))
     return weights
