@@ -131,9 +131,9 @@ def _row(record: dict, path: str, line: int, default_source: str | None, fields:
     return Pair(_clean(record["question"]), _clean(record["answer"]), source, path, line)
 
 
-def read_jsonl(path: str | Path, source: str | None) -> list[Pair]:
-    """One JSON object per line: {"question", "answer"[, "source", "id", "answerable", "key_facts"]}."""
-    pairs = []
+def json_objects(path: str | Path) -> list[tuple[int, dict]]:
+    """(line number, object) for each non-blank line of a JSONL file; bad JSON or a non-object names its line."""
+    out = []
     for lineno, line in enumerate(read_text(path).split("\n"), 1):
         if not line.strip():
             continue
@@ -143,7 +143,13 @@ def read_jsonl(path: str | Path, source: str | None) -> list[Pair]:
             raise GroundtuneError(f"invalid JSON: {e.msg} (column {e.colno})", path, lineno) from None
         if not isinstance(record, dict):
             raise GroundtuneError(f"expected a JSON object, got {type(record).__name__}", path, lineno)
-        pairs.append(_row(record, str(path), lineno, source, JSONL_FIELDS))
+        out.append((lineno, record))
+    return out
+
+
+def read_jsonl(path: str | Path, source: str | None) -> list[Pair]:
+    """One JSON object per line: {"question", "answer"[, "source", "id", "answerable", "key_facts"]}."""
+    pairs = [_row(record, str(path), lineno, source, JSONL_FIELDS) for lineno, record in json_objects(path)]
     if not pairs:
         raise GroundtuneError("no question/answer rows", path)
     return pairs

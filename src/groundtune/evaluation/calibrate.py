@@ -30,16 +30,10 @@ FEATURES = SIGNALS
 
 
 def read_labels(path: str | Path) -> list[dict]:
-    from groundtune.readers import read_text
+    from groundtune.readers import json_objects
 
     rows = []
-    for lineno, line in enumerate(read_text(path).split("\n"), 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise GroundtuneError(f"invalid JSON: {e.msg}", path, lineno) from None
+    for lineno, rec in json_objects(path):
         missing = [k for k in LABEL_FIELDS if k not in rec]
         if missing:
             raise GroundtuneError(f"missing field {missing[0]!r}", path, lineno)

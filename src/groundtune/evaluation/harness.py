@@ -45,18 +45,10 @@ class Question:
 
 def read_question_set(path: str | Path) -> list[Question]:
     """A JSONL question set; every problem names the file and line."""
-    from groundtune.readers import read_text
+    from groundtune.readers import json_objects
 
     name, rows, seen = Path(path).stem, [], set()
-    for lineno, line in enumerate(read_text(path).split("\n"), 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise GroundtuneError(f"invalid JSON: {e.msg} (column {e.colno})", path, lineno) from None
-        if not isinstance(rec, dict):
-            raise GroundtuneError(f"expected a JSON object, got {type(rec).__name__}", path, lineno)
+    for lineno, rec in json_objects(path):
         rows.append(_question(rec, name, lineno, path))
         if rows[-1].id in seen:
             raise GroundtuneError(f"duplicate id {rows[-1].id!r}", path, lineno)

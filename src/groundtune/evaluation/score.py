@@ -166,18 +166,10 @@ class Scorer:
 
 def read_rows(path: str | Path, source: str | None = None) -> list[Row]:
     """JSONL rows {"id", "answer", "reference", "question"?, "source"?}; `source` fills rows without one."""
-    from groundtune.readers import read_text
+    from groundtune.readers import json_objects
 
     rows = []
-    for lineno, line in enumerate(read_text(path).split("\n"), 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise GroundtuneError(f"invalid JSON: {e.msg} (column {e.colno})", path, lineno) from None
-        if not isinstance(rec, dict):
-            raise GroundtuneError(f"expected a JSON object, got {type(rec).__name__}", path, lineno)
+    for lineno, rec in json_objects(path):
         for key in ("answer", "reference"):
             if not isinstance(rec.get(key), str):
                 raise GroundtuneError(f"field {key!r} must be a string", path, lineno)
