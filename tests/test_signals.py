@@ -26,8 +26,10 @@ def test_numbers_are_normalised(text, values):
 
 
 def test_percent_forms_are_one_number():
-    assert numbers("400%")[0].values() == numbers("400 percent")[0].values() == {400.0, 4.0}
+    assert numbers("400%")[0].values() == numbers("400 percent")[0].values()
     assert numbers("three fifths")[0].values() & numbers("60 percent")[0].values()
+    assert sig.number_precision("a 400 percent rise", "a 400% rise")[0] == 1.0
+    assert sig.number_precision("four more systems", "a 400% rise")[0] == 0.0
 
 
 def test_number_precision_catches_a_changed_number_only():
@@ -55,7 +57,7 @@ def test_sentence_initial_words_are_not_names_but_acronyms_are():
 
 @pytest.mark.parametrize("answer", [
     "The source does not say.", "The passage doesn't mention oil prices.", "Ticket prices aren't covered in the passage.",
-    "No date is given in the text.", "Unknown from this passage.", "The text only refers to \"U.S. weapons\" in "
+    "No date is given in the text.", "The passage does not explicitly state which country.", "Unknown from this passage.", "The text only refers to \"U.S. weapons\" in "
     "general and does not list any specific systems.", "The source says nothing about the share price.",
 ])
 def test_abstention_is_detected(answer):
@@ -99,6 +101,9 @@ def test_role_swap_and_substitution_are_caught_but_not_passive_voice():
     assert swap and swap[0]["answer"] == ["Germany", "Rutte"]
     passive = "Germany's decision was welcomed by Rutte."
     assert sig.role_flips(aligned_to(passive, evidence)) == []
+    far = sig.role_flips(aligned_to("Ukraine needs help against Russian aggression.",
+                                    "Russian attacks go on; the allies keep sending help to Ukraine."))
+    assert far == [], "names far from the shared word are not a swap"
     actor = sig.role_flips(aligned_to("Sanctions may hit China if Ukraine fails to negotiate peace.",
                                       "Sanctions may hit China if Russia fails to negotiate peace."))
     assert actor and actor[0]["answer"] == ["Ukraine"] and actor[0]["evidence"] == ["Russia"]

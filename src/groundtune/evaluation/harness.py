@@ -193,7 +193,7 @@ def resolve_target(model_dir: str | Path, base_model: str | None, source_path: s
         base = dataclasses.replace(cfg.model, base_model=manifest.get("base_model", cfg.model.base_model),
                                    device=device)
     # a run folder's chat template inserts the passage itself; any other model gets it as a system message
-    system = None if is_run else system_text(source, data) if data.open_book else None
+    system = None if is_run else system_text(source, data)
     return Target(model_dir, source, model_dir if is_run else None, base, data, system)
 
 

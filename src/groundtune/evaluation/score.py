@@ -56,10 +56,10 @@ def load_weights(path: str | Path | None = None) -> dict:
 
 
 def logistic(values: dict[str, float], weights: dict) -> float:
-    """P(consistent) from the standardised features of weights.json."""
+    """P(consistent) from the standardised features of weights.json (a missing signal counts as average)."""
     z = weights["intercept"]
     for name, coef, mean, scale in zip(weights["features"], weights["coef"], weights["mean"], weights["scale"]):
-        z += coef * (values[name] - mean) / scale
+        z += coef * (values.get(name, mean) - mean) / scale
     return 1.0 / (1.0 + math.exp(-z))
 
 
@@ -76,9 +76,9 @@ def combine(signals: dict[str, float], abstained: bool, reference_abstains: bool
 class Scorer:
     """Scores answers; loads MiniLM once (and an optional NLI model) and embeds in batches."""
 
-    def __init__(self, weights: dict | str | Path | None = None, embedder: Embedder | None = None,
+    def __init__(self, weights: dict | str | Path | bool | None = None, embedder: Embedder | None = None,
                  nli_model: str | Path | None = None, device: str = "cpu"):
-        # weights=False: signals only (what calibration needs before weights exist)
+        """weights: None = the shipped weights.json, a path or a dict; False = signals only (for calibration)."""
         self.weights = None if weights is False else weights if isinstance(weights, dict) else load_weights(weights)
         self.embedder = embedder or Embedder(device=device)
         self.nli = NLIChecker(nli_model, device=device) if nli_model else None
@@ -90,7 +90,7 @@ class Scorer:
 
     def score(self, rows: list[Row]) -> list[dict]:
         if self.weights is None:
-            raise GroundtuneError("this Scorer has no weights; pass weights=None to load the shipped ones")
+            raise GroundtuneError("this Scorer was made with weights=False (signals only); it cannot combine them")
         out = []
         for r, s in zip(rows, self.signals(rows)):
             ref_abstains = bool(r.reference) and abstention_span(r.reference) is not None

@@ -148,11 +148,11 @@ def number_precision(answer: str, evidence: str) -> tuple[float, list[dict]]:
     sum or difference of two numbers of one evidence sentence ("31 to 14" supports "by 17 votes").
     """
     found = numbers(answer)
-    known: set[float] = set()
+    known: set[tuple[str, float]] = set()
     for s, e in sentence_spans(evidence):
         here = numbers(evidence[s:e])
         known |= {v for n in here for v in n.values()}
-        known |= {round(f(a.value, b.value), 9) for a in here for b in here if a is not b
+        known |= {("", round(f(a.value, b.value), 9)) for a in here for b in here if a is not b
                   for f in (lambda x, y: x + y, lambda x, y: abs(x - y))}
     missing = [n.span() for n in found if not n.values() & known]
     return (1.0 - len(missing) / len(found) if found else 1.0), missing
@@ -186,7 +186,8 @@ OPPOSITES = [  # (positive, negative) word groups, compared by stem
     ("before", "after"),
 ]
 # Phrasal verbs read as one word before comparing.
-PHRASES = [(r"\bplay(?:s|ed|ing)?\s+down\b", "downplay"), (r"\b(?:wind|scale|cut)(?:s|ed|ing)?\s+(?:down|back)\b", "reduce"),
+PHRASES = [(r"\bplay(?:s|ed|ing)?\s+down\b", "downplay"), (r"\bwind(?:s|ed|ing)?\s+down\b", "halt"),
+           (r"\b(?:scale|cut)(?:s|ed|ing)?\s+(?:down|back)\b", "reduce"),
            (r"\b(?:ramp|step)(?:s|ed|ing)?\s+up\b", "increase"), (r"\bas\s+long\s+as\b", "if")]
 
 
@@ -308,14 +309,24 @@ def _swapped(s_text: str, e_text: str, sm: list[_Mention], em: list[_Mention]) -
             eb = next((m for m in em if _same(m, b)), None)
             if ea is None or eb is None or not eb.end <= ea.start:
                 continue
-            between_s = {w for w, st in s_words if a.end <= st < b.start}
-            between_e = {w for w, st in e_words if eb.end <= st < ea.start}
+            between_s = _near_both(s_words, a.end, b.start)
+            between_e = _near_both(e_words, eb.end, ea.start)
             if ("by" in s_text[a.end:b.start].split()) != ("by" in e_text[eb.end:ea.start].split()):
                 continue  # one of them is passive: the order says nothing about roles
             shared = (between_s & between_e) - set(a.keys | b.keys)
             if shared:
                 return {"answer": [a.text, b.text], "evidence": [eb.text, ea.text], "verb": sorted(shared)}
     return None
+
+
+SWAP_WINDOW = 2
+"""Content words allowed between a name and the verb on each side of a swap ("Germany [] welcomed [] Rutte")."""
+
+
+def _near_both(words_at: list[tuple[str, int]], left_end: int, right_start: int) -> set[str]:
+    """Words between two names that have at most SWAP_WINDOW content words between them and either name."""
+    between = [w for w, st in words_at if left_end <= st < right_start]
+    return {w for i, w in enumerate(between) if i <= SWAP_WINDOW and len(between) - 1 - i <= SWAP_WINDOW}
 
 
 def _substituted(sm: list[_Mention], em: list[_Mention]) -> dict | None:

@@ -121,13 +121,13 @@ class Number:
     def span(self) -> dict:
         return {"text": self.text, "start": self.start, "end": self.end, "value": self.value, "percent": self.percent}
 
-    def values(self) -> set[float]:
-        """Values this number may stand for: 60 percent is 60 or 0.6; three fifths is 0.6 or 60."""
+    def values(self) -> set[tuple[str, float]]:
+        """Keys two numbers match on: "60 percent" = "three fifths" = "60"; "400%" is not "four"."""
         if self.percent:
-            return {self.value, round(self.value / 100, 9)}
+            return {("%", self.value)}
         if self.fraction:
-            return {self.value, round(self.value * 100, 9)}
-        return {self.value}
+            return {("%", round(self.value * 100, 9))}
+        return {("", self.value), ("%", self.value)}
 
 
 def words_to_value(phrase: str) -> float | None:
@@ -311,7 +311,8 @@ def name_vocabulary(text: str) -> set[str]:
 _DOC = r"(?:source|passage|text|article|document|context|report)"
 _SAYS = (r"(?:say|says|said|mention|specify|state|provide|contain|include|give|discuss|address|cover|describe|"
          r"indicate|offer|talk|list|name|report|reveal|explain|detail|identify|answer|put\s+a)")
-_DONT = r"(?:does\s*n[o']t|did\s*n[o']t|doesn't|didn't|do\s+not|never)"
+_DONT = (r"(?:does\s*n[o']t|did\s*n[o']t|doesn't|didn't|do\s+not|never)"
+         r"(?:\s+(?:explicitly|directly|specifically|clearly|actually|really))?")
 _STATED = r"(?:stated|mentioned|named|given|specified|covered|reported|provided|listed|disclosed|addressed|discussed)"
 # Ways of saying "the source does not say" (answers rarely use these words for anything else).
 ABSTENTION = re.compile(
