@@ -48,7 +48,9 @@ class AugmentConfig:
     """How the few Q&A pairs grow into a training set that generalises (see groundtune.augment)."""
 
     question_variants: int = 3
-    """Reworded copies of each user question (same answer), so rephrasings find the same answer."""
+    """Reworded copies of each user question, so rephrasings find the same answer."""
+    variant_answers: Literal["user", "grounded"] = "user"
+    """Answer of a reworded question: the user's answer, or the passage sentences that best support it."""
     passage_questions: bool = True
     """Add questions answered by single passage sentences, with the sentence as the answer."""
     abstention: int = 12
