@@ -95,3 +95,12 @@ def tiny_run_overrides(model_dir: Path, out: Path, **extra) -> dict:
     }
     base.update(extra)
     return base
+
+
+@pytest.fixture(scope="session")
+def tiny_run_folder(tiny_model_dir, tmp_path_factory) -> Path:
+    """A finished run folder of a seconds-long tiny training run (for export and publish tests)."""
+    from groundtune.config import load_config
+    from groundtune.train import train
+
+    return train(load_config(None, tiny_run_overrides(tiny_model_dir, tmp_path_factory.mktemp("outputs"))))

@@ -66,8 +66,9 @@ def git_blob_oid(data: bytes) -> str:
 
 
 class HubError(Exception):
-    def __init__(self, status: int, message: str, code: str | None = None, headers: dict | None = None):
-        self.status, self.message, self.code, self.headers = status, message, code, headers or {}
+    def __init__(self, status: int, message: str, code: str | None = None, headers: dict | None = None,
+                 extra: dict | None = None):
+        self.status, self.message, self.code, self.headers, self.extra = status, message, code, headers or {}, extra
 
 
 def validate_card(content: str, repo_type: str) -> list[str]:
@@ -135,6 +136,17 @@ class FakeHub:
         """Test helper: a file's bytes as committed."""
         _, files = self.repos[(repo_type, repo_id)].snapshot(revision)
         return self.object_path(files[path].sha256).read_bytes()
+
+    def add_folder(self, repo_type: str, repo_id: str, folder: Path) -> None:
+        """Test helper: a public repo holding `folder`'s files, committed without HTTP."""
+        files = {}
+        for path in sorted(p for p in Path(folder).rglob("*") if p.is_file()):
+            data = path.read_bytes()
+            files[path.relative_to(folder).as_posix()] = Entry(len(data), self.store(data), git_blob_oid(data),
+                                                               lfs=path.suffix == ".safetensors")
+        repo = Repo(repo_type, repo_id, private=False)
+        self.new_commit(repo, files, "seeded by the test")
+        self.repos[(repo_type, repo_id)] = repo
 
     def files(self, repo_type: str, repo_id: str) -> dict[str, Entry]:
         return self.repos[(repo_type, repo_id)].commits[-1][1]
@@ -214,8 +226,11 @@ class _Handler(BaseHTTPRequestHandler):
     # ---- plumbing
 
     def body(self) -> bytes:
-        length = int(self.headers.get("content-length") or 0)
-        return self.rfile.read(length) if length else b""
+        """The request body, read once (an error reply drains what a route did not read)."""
+        if self._body is None:
+            length = int(self.headers.get("content-length") or 0)
+            self._body = self.rfile.read(length) if length else b""
+        return self._body
 
     def send(self, status: int, payload=None, headers: dict | None = None, raw: bytes | None = None,
              head: bool = False) -> None:
@@ -231,7 +246,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def dispatch(self, method: str) -> None:
         url = urlsplit(self.path)
-        self.query = parse_qs(url.query)
+        self.query, self._body = parse_qs(url.query), None
         with self.hub.lock:
             self.hub.requests.append((method, url.path))
         try:
@@ -248,7 +263,7 @@ class _Handler(BaseHTTPRequestHandler):
                 headers["X-Error-Code"] = e.code
             headers["X-Error-Message"] = e.message
             self.body() if method in ("POST", "PUT") else None
-            self.send(e.status, {"error": e.message}, headers, head=method == "HEAD")
+            self.send(e.status, {"error": e.message, **(e.extra or {})}, headers, head=method == "HEAD")
 
     def do_GET(self):
         self.dispatch("GET")
@@ -272,7 +287,7 @@ class _Handler(BaseHTTPRequestHandler):
         url = f"{self.hub.url}/{PREFIX[repo_type]}{repo_id}"
         with self.hub.lock:
             if (repo_type, repo_id) in self.hub.repos:
-                raise HubError(409, f"You already created this {repo_type} repo", headers={})
+                raise HubError(409, f"You already created this {repo_type} repo", extra={"url": url})
             repo = Repo(repo_type, repo_id, payload.get("visibility") == "private")
             self.hub.new_commit(repo, {}, "initial commit")
             self.hub.repos[(repo_type, repo_id)] = repo

@@ -9,19 +9,7 @@ import torch
 from groundtune.cli import main
 from groundtune.export import export_gguf, export_merged, llama_permute
 
-from conftest import tiny_run_overrides
-
 PROMPT = [{"role": "user", "content": "Which systems did Germany decide to provide to Ukraine?"}]
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tiny_model_dir, tmp_path_factory):
-    """A finished tiny run folder (merged model at its root, adapter/ beside it)."""
-    from groundtune.config import load_config
-    from groundtune.train import train
-
-    out = tmp_path_factory.mktemp("export-run")
-    return train(load_config(None, tiny_run_overrides(tiny_model_dir, out)))
 
 
 def prompt_ids(tokenizer):
@@ -45,17 +33,17 @@ def test_llama_permute_is_what_transformers_undoes():
         assert np.array_equal(back, w)
 
 
-def test_merged_export_matches_base_plus_adapter(tiny_run, tiny_model_dir, tmp_path):
+def test_merged_export_matches_base_plus_adapter(tiny_run_folder, tiny_model_dir, tmp_path):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer, pipeline
 
-    out = export_merged(tiny_run, tmp_path / "merged", dtype="float32")
+    out = export_merged(tiny_run_folder, tmp_path / "merged", dtype="float32")
     assert {"model.safetensors", "config.json", "generation_config.json", "tokenizer.json",
             "chat_template.jinja"} <= {p.name for p in out.iterdir()}
     tokenizer = AutoTokenizer.from_pretrained(out)
     ids = prompt_ids(tokenizer)
     merged = AutoModelForCausalLM.from_pretrained(out)
-    adapted = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model_dir), tiny_run / "adapter")
+    adapted = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model_dir), tiny_run_folder / "adapter")
     assert torch.allclose(logits_of(merged, ids), logits_of(adapted, ids), atol=1e-4)
     # the folder stands alone: the chat template (with the passage) and greedy defaults travel with it
     pipe = pipeline("text-generation", model=str(out))
@@ -63,15 +51,15 @@ def test_merged_export_matches_base_plus_adapter(tiny_run, tiny_model_dir, tmp_p
     assert pipe.model.generation_config.do_sample is False
 
 
-def test_merged_export_in_bfloat16(tiny_run, tmp_path):
+def test_merged_export_in_bfloat16(tiny_run_folder, tmp_path):
     from safetensors import safe_open
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    out = export_merged(tiny_run, tmp_path / "bf16", dtype="bfloat16")
+    out = export_merged(tiny_run_folder, tmp_path / "bf16", dtype="bfloat16")
     with safe_open(out / "model.safetensors", framework="pt") as f:
         assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.bfloat16}
     ids = prompt_ids(AutoTokenizer.from_pretrained(out))
-    full = logits_of(AutoModelForCausalLM.from_pretrained(tiny_run, dtype=torch.float32), ids)
+    full = logits_of(AutoModelForCausalLM.from_pretrained(tiny_run_folder, dtype=torch.float32), ids)
     half = logits_of(AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32), ids)
     assert (full - half).abs().max() < 0.05 and not torch.equal(full, half)
 
@@ -107,11 +95,11 @@ TINY_TOLERANCE = {"f32": 1e-5, "f16": 5e-3, "q8_0": 5e-2}
 
 
 @pytest.mark.parametrize("outtype", ["f32", "f16", "q8_0"])
-def test_gguf_round_trip_tiny(tiny_run, tmp_path, outtype):
+def test_gguf_round_trip_tiny(tiny_run_folder, tmp_path, outtype):
     import gguf
 
-    path = export_gguf(tiny_run, tmp_path / f"tiny-{outtype}.gguf", outtype=outtype)
-    stats = gguf_round_trip(tiny_run, path)
+    path = export_gguf(tiny_run_folder, tmp_path / f"tiny-{outtype}.gguf", outtype=outtype)
+    stats = gguf_round_trip(tiny_run_folder, path)
     assert stats["same_ids"] and stats["same_template"]
     assert stats["max_abs_diff"] <= TINY_TOLERANCE[outtype] and stats["top1"] == 1.0, stats
     reader = gguf.GGUFReader(path)
@@ -121,15 +109,15 @@ def test_gguf_round_trip_tiny(tiny_run, tmp_path, outtype):
     assert "output.weight" not in types, "tied embeddings are not written twice"
 
 
-def test_export_cli(tiny_run, tmp_path, capsys):
-    assert main(["export", "--model", str(tiny_run)]) == 2
+def test_export_cli(tiny_run_folder, tmp_path, capsys):
+    assert main(["export", "--model", str(tiny_run_folder)]) == 2
     assert capsys.readouterr().err.strip() == "groundtune: error: export: pass --merged DIR and/or --gguf FILE"
     target = tmp_path / "exists.gguf"
     target.write_text("keep me")
-    assert main(["export", "--model", str(tiny_run), "--gguf", str(target)]) == 2
+    assert main(["export", "--model", str(tiny_run_folder), "--gguf", str(target)]) == 2
     assert capsys.readouterr().err.strip() == f"groundtune: error: {target}: already exists; pass --overwrite to replace it"
     assert target.read_text() == "keep me"
-    assert main(["export", "--model", str(tiny_run), "--gguf", str(target), "--gguf-type", "q8_0", "--overwrite"]) == 0
+    assert main(["export", "--model", str(tiny_run_folder), "--gguf", str(target), "--gguf-type", "q8_0", "--overwrite"]) == 0
     assert target.stat().st_size > 1000 and not list(tmp_path.glob(".*tmp"))
 
 

@@ -76,6 +76,11 @@ def audit_findings(run: Path, report: dict | None) -> list[str] | None:
     return [str(x) if not isinstance(x, dict) else "; ".join(f"{k}: {v}" for k, v in x.items()) for x in found]
 
 
+def card_license(manifest: dict, override: str | None = None) -> str:
+    """The license id for the cards: the user's choice, else the base model's, else `other`."""
+    return override or manifest.get("base_model_license") or "other"
+
+
 def param_count(folder: Path) -> int:
     """Parameters of the merged model, read from the safetensors header (nothing is loaded)."""
     from safetensors import safe_open
@@ -199,7 +204,7 @@ def render_model_card(run: Path, *, repo_id: str, base_id: str, merged: bool, re
 
     manifest = read_json(run / "manifest.json")
     rows = _dataset_rows(run)
-    license = license or manifest.get("base_model_license") or "other"
+    license = card_license(manifest, license)
     data = model_card_data(base_id=base_id, license=license, languages=languages, merged=merged, repo_id=repo_id,
                            report=report, dataset_repo_id=dataset_repo_id)
     source = rows[0]["source"] if rows else ""

@@ -127,13 +127,14 @@ def stage_model_repo(run: Path, folder: Path, cfg: PublishConfig, base_id: str, 
     return folder
 
 
-def stage_dataset_repo(run: Path, folder: Path, cfg: PublishConfig, license: str) -> Path:
+def stage_dataset_repo(run: Path, folder: Path, cfg: PublishConfig) -> Path:
     """The dataset card; the data itself is written by `push_to_hub` (parquet) at upload time."""
-    from groundtune.card import render_dataset_card
+    from groundtune.card import card_license, read_json, render_dataset_card
 
     if not (run / "dataset").is_dir():
         raise GroundtuneError("--dataset: the run folder has no dataset/", run)
     folder.mkdir(parents=True)
+    license = card_license(read_json(run / "manifest.json"), cfg.license)
     card = render_dataset_card(run, repo_id=dataset_repo_id(cfg.repo_id), model_repo_id=cfg.repo_id,
                                languages=cfg.language, license=license)
     card.save(folder / "README.md")
@@ -284,8 +285,7 @@ def publish(cfg: PublishConfig) -> Path:
     base_id = base_hub_id(run, cfg.base_hub_id)
     staging = staging_folder(cfg.staging_dir)
     model_folder = stage_model_repo(run, staging / "model", cfg, base_id, report)
-    license = cfg.license or json.loads((run / "manifest.json").read_text()).get("base_model_license") or "other"
-    dataset_folder = stage_dataset_repo(run, staging / "dataset", cfg, license) if cfg.dataset else None
+    dataset_folder = stage_dataset_repo(run, staging / "dataset", cfg) if cfg.dataset else None
 
     print(f"[groundtune] staged {cfg.repo_id} in {model_folder}:\n{tree(model_folder)}", flush=True)
     if dataset_folder is not None:
