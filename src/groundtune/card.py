@@ -54,26 +54,43 @@ def load_eval_report(run: Path) -> dict | None:
 
 
 def audit_findings(run: Path, report: dict | None) -> list[str] | None:
-    """The data-audit findings for the card, or None when the audit was not run.
+    """The data-audit findings as card lines ([] = audit ran, nothing found), or None when it was not run.
 
-    Seam for `groundtune.evaluation.audit`: the report's `audit` key wins; otherwise, if that module
-    exists and offers `findings(run_dir)`, it is asked. Findings may be strings or {name: detail}.
+    Seam for `groundtune.evaluation.audit` (written in parallel): the report's `audit` key wins;
+    otherwise `audit_pairs` is run on the run's configured pairs when that module is installed.
     """
     found = (report or {}).get("audit")
     if found is None:
-        try:
-            from groundtune.evaluation import audit  # written in parallel; optional until merged
-        except ImportError:
-            audit = None
-        if audit is not None and hasattr(audit, "findings"):
-            found = audit.findings(run)
+        found = _run_audit(run)
     if found is None:
         return None
-    if isinstance(found, dict):
-        return [f"{k}: {v}" for k, v in found.items()]
-    if isinstance(found, str):
-        return [found]
-    return [str(x) if not isinstance(x, dict) else "; ".join(f"{k}: {v}" for k, v in x.items()) for x in found]
+    return [_finding_text(f) for f in ([found] if isinstance(found, (str, dict)) else found)]
+
+
+def _run_audit(run: Path) -> list | None:
+    try:
+        from groundtune.evaluation.audit import audit_pairs
+    except ImportError:
+        return None
+    from groundtune.config import load_config
+    from groundtune.readers import read_pairs
+
+    try:
+        return audit_pairs(read_pairs(load_config(run / "config.yaml").data))
+    except GroundtuneError:  # the pairs file is not where the run's config says (another machine or folder)
+        return None
+
+
+def _finding_text(finding) -> str:
+    """One line per finding: a string as is; an audit_pairs dict as origin, question and what is unsupported."""
+    if not isinstance(finding, dict):
+        return str(finding)
+    parts = [f"{label} not in the passage: “{span['text']}”" for key, label in
+             (("unsupported_numbers", "number"), ("unsupported_names", "name")) for span in finding.get(key) or []]
+    parts += [f"weakly supported: “{span['text'].strip(' ,;')}”" for span in
+              (finding.get("unsupported_sentences") or []) + [finding.get("unsupported_clause") or {}] if span]
+    where = f"`{finding['origin']}` " if finding.get("origin") else ""
+    return f"{where}{finding.get('question', '')}: {'; '.join(parts) or 'flagged'}".strip()
 
 
 def card_license(manifest: dict, override: str | None = None) -> str:
