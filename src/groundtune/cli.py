@@ -4,6 +4,8 @@
     groundtune train  --config CFG [--resume] [--overwrite] LoRA-train; writes outputs/<run>/
     groundtune run    --config CFG [--resume] [--overwrite] train, then evaluate (what `make run` does)
     groundtune ask    --model DIR ["question"]             answer one question, or chat interactively
+    groundtune export --model DIR [--merged DIR] [--gguf FILE]   merged safetensors folder and/or GGUF file
+    groundtune publish --model DIR --repo-id NS/NAME [--merged] [--dataset] [--dry-run]   Hugging Face Hub release
 
 Any config key can be overridden with a dotted flag: `--train.epochs 2 --lora.r 8`.
 """
@@ -15,7 +17,7 @@ import os
 import sys
 from pathlib import Path
 
-from groundtune.config import RunConfig, describe, load_config
+from groundtune.config import PublishConfig, RunConfig, describe, field_docs, load_config
 from groundtune.errors import GroundtuneError, redact
 
 
@@ -85,6 +87,64 @@ def cmd_ask(args, extra) -> int:
     return 0
 
 
+def cmd_export(args, extra) -> int:
+    from groundtune.export import export_gguf, export_merged
+
+    _no_overrides(extra)
+    if not args.merged and not args.gguf:
+        raise GroundtuneError("export: pass --merged DIR and/or --gguf FILE")
+    if args.merged:
+        export_merged(args.model, args.merged, dtype=args.dtype, overwrite=args.overwrite)
+    if args.gguf:
+        export_gguf(args.model, args.gguf, outtype=args.gguf_type, overwrite=args.overwrite)
+    return 0
+
+
+def cmd_publish(args, extra) -> int:
+    from groundtune.publish import publish
+
+    _no_overrides(extra)
+    publish(config_from_flags(PublishConfig, args))
+    return 0
+
+
+# --------------------------------------------------------------------------------------------------
+# Flags generated from a config dataclass (help text from its field docs)
+
+
+def add_config_flags(parser: argparse.ArgumentParser, cls: type, required: tuple[str, ...] = ()) -> None:
+    """One `--field-name` flag per field of `cls`: booleans are switches, lists take several values."""
+    import dataclasses
+    import typing
+
+    docs, hints = field_docs(cls), typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        flag, tp = "--" + f.name.replace("_", "-"), hints[f.name]
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        help_ = docs.get(f.name, "") + ("" if f.name in required or tp is bool or default is None
+                                        else f" [default: {default}]")
+        if tp is bool:
+            parser.add_argument(flag, dest=f.name, action="store_true", help=help_)
+        elif typing.get_origin(tp) is list:
+            parser.add_argument(flag, dest=f.name, nargs="+", default=default, help=help_)
+        elif typing.get_origin(tp) is typing.Literal:
+            parser.add_argument(flag, dest=f.name, choices=typing.get_args(tp), default=default, help=help_)
+        else:
+            parser.add_argument(flag, dest=f.name, default=default, required=f.name in required, help=help_)
+
+
+def config_from_flags(cls: type, args):
+    """Build `cls` from parsed flags; a failed check names the flag."""
+    import dataclasses
+
+    from groundtune.config import ConfigValueError
+
+    try:
+        return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)})
+    except ConfigValueError as e:
+        raise GroundtuneError(f"--{e.key.replace('_', '-')}: {e}") from None
+
+
 # --------------------------------------------------------------------------------------------------
 # Parser and main
 
@@ -131,6 +191,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show Python tracebacks")
     p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("export", help="write the merged model as a safetensors folder and/or a GGUF file",
+                       description="write the merged model as a safetensors folder and/or a GGUF file")
+    p.add_argument("--model", default="outputs/latest", help="run folder or model folder [default: outputs/latest]")
+    p.add_argument("--merged", metavar="DIR", help="folder for the merged model (safetensors, tokenizer, chat template)")
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"],
+                   help="weights dtype of --merged [default: float32]")
+    p.add_argument("--gguf", metavar="FILE", help="GGUF file for llama.cpp and transformers (Llama architecture)")
+    p.add_argument("--gguf-type", default="f16", choices=["f32", "f16", "q8_0"], help="GGUF weight type [default: f16]")
+    p.add_argument("--overwrite", action="store_true", help="replace existing --merged / --gguf outputs")
+    p.add_argument("--debug", action="store_true", help="show Python tracebacks")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("publish", help="stage a run as a Hugging Face Hub repo with a model card and upload it",
+                       description="stage a run as a Hugging Face Hub repo with a model card and upload it "
+                                   "(token: HF_TOKEN or `hf auth login`)")
+    add_config_flags(p, PublishConfig, required=("repo_id",))
+    p.add_argument("--debug", action="store_true", help="show Python tracebacks")
+    p.set_defaults(func=cmd_publish)
     return parser
 
 
