@@ -120,8 +120,8 @@ class LoraConfig:
     """Rank of the update matrices."""
     alpha: int = 32
     """Scale numerator: the update is multiplied by alpha / r."""
-    dropout: float = 0.05
-    """Dropout on the adapter input."""
+    dropout: float = 0.0
+    """Dropout on the adapter input (each adapted layer then keeps its own copy of its input for backward)."""
     target_modules: list[str] | str = "all-linear"
     """Modules to adapt: `all-linear` (every linear layer but the output head) or a list of names."""
 
@@ -144,9 +144,9 @@ class TrainConfig:
     """Learning-rate schedule after warmup."""
     warmup_ratio: float = 0.05
     """Fraction of steps spent warming up."""
-    batch_size: int = 8
+    batch_size: int = 4
     """Examples per device per step."""
-    grad_accum: int = 1
+    grad_accum: int = 2
     """Steps to accumulate before an optimizer update (global batch = batch_size x devices x grad_accum)."""
     weight_decay: float = 0.0
     """AdamW weight decay."""
