@@ -70,6 +70,14 @@ def cmd_run(args, extra) -> int:
     return 0
 
 
+def cmd_ablate(args, extra) -> int:
+    from groundtune.ablate import ablate
+
+    _no_overrides(extra)
+    ablate(args.plan, args.out, overwrite=args.overwrite)
+    return 0
+
+
 def cmd_bench(args, extra) -> int:
     from groundtune.bench import run_bench
 
@@ -171,6 +179,13 @@ def build_parser() -> argparse.ArgumentParser:
         p = with_config(name, help_, func)
         p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
         p.add_argument("--overwrite", action="store_true", help="replace an existing run folder of the same name")
+
+    p = sub.add_parser("ablate", help="train and evaluate one run per row of an ablation plan; tabulate the results")
+    p.add_argument("--plan", default="configs/ablation/recipe.yaml", help="plan: a base config and rows of overrides")
+    p.add_argument("--out", default="outputs/ablation", help="folder for the runs, ablation.json and ablation.md")
+    p.add_argument("--overwrite", action="store_true", help="replace run folders left by an earlier ablation")
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show Python tracebacks")
+    p.set_defaults(func=cmd_ablate)
 
     p = sub.add_parser("bench", help="measure training and generation speed against the usual setup (make bench)")
     p.add_argument("--config", default="configs/smollm2-135m-cpu.yaml", help="run config whose data and model to use")
