@@ -12,13 +12,14 @@ CONFIG ?= configs/smollm2-135m-cpu.yaml
 # A fresh run folder per `make run`, so an earlier result is never overwritten; outputs/latest points at the newest.
 RUN_NAME ?= smollm2-135m-rutte-$(shell date +%Y%m%d-%H%M%S)
 
-.PHONY: run test test-fast bench clean-venv help
+.PHONY: run test test-fast bench ablation clean-venv help
 
 help:
 	@echo "make run    - data -> LoRA training -> evaluation on the embedded SmolLM2-135M (CPU); writes outputs/latest"
 	@echo "make test   - the test suite (tiny models + a few tests on the embedded model)"
 	@echo "make test-fast - the fast suite only (tiny models)"
 	@echo "make bench  - training/evaluation/decoding speed against the usual setup; writes outputs/bench/bench.md"
+	@echo "make ablation - one run per technique of the recipe (train + evaluate each); writes outputs/ablation/ablation.md"
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -39,6 +40,9 @@ test: $(STAMP)
 bench: $(STAMP)
 	test -e outputs/latest || $(MAKE) run
 	$(GT) bench --config $(CONFIG) --model outputs/latest --out outputs/bench
+
+ablation: $(STAMP)
+	$(GT) ablate --plan configs/ablation/recipe.yaml --out outputs/ablation --overwrite
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -m "not slow"

@@ -117,3 +117,9 @@ def tiny_run(tiny_model_dir, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("outputs")
     assert main(["train", *cli_overrides(tiny_run_overrides(tiny_model_dir, out))]) == 0
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_run_folder(tiny_run) -> Path:
+    """The finished tiny run folder itself (for export and publish tests)."""
+    return tiny_run / "tiny"

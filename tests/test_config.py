@@ -6,7 +6,8 @@ from groundtune.config import RunConfig, describe, field_docs, load_config, pars
 from groundtune.errors import GroundtuneError
 
 REPO = Path(__file__).resolve().parents[1]
-CONFIGS = sorted(p for p in (REPO / "configs").rglob("*.yaml") if "accelerate" not in p.parts)
+CONFIGS = sorted(p for p in (REPO / "configs").rglob("*.yaml") if not {"accelerate", "ablation"} & set(p.parts))
+PLANS = sorted((REPO / "configs" / "ablation").glob("*.yaml"))
 
 
 def test_there_are_configs():
@@ -19,6 +20,24 @@ def test_every_config_validates(path):
     assert isinstance(cfg, RunConfig)
     first = path.read_text().splitlines()[0]
     assert first.startswith("#"), "each config starts with a comment giving the command that runs it"
+
+
+@pytest.mark.parametrize("path", PLANS, ids=lambda p: p.name)
+def test_every_ablation_plan_validates(path):
+    from groundtune.ablate import read_plan
+
+    base, rows = read_plan(path)
+    assert (REPO / base).is_file() and len(rows) >= 2
+
+
+def test_ablation_plan_with_a_bad_override_names_the_row(tmp_path):
+    from groundtune.ablate import read_plan
+
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(f"base: {REPO / 'configs/smollm2-135m-cpu.yaml'}\nrows:\n  - name: ok\n  - name: bad\n"
+                    "    overrides: {train.epoch: 2}\n")
+    with pytest.raises(GroundtuneError, match=r"plan.yaml:2: row 2 \(bad\): --train.epoch: unknown config key"):
+        read_plan(plan)
 
 
 def write(tmp_path, text):

@@ -3,24 +3,29 @@
 Nine pairs are too few to teach a model to answer reworded questions or to refuse questions its
 source cannot answer. This stage adds, from the user's pairs and the passage alone:
 
-* `variant`: the user's questions reworded (same answer), so a rephrasing finds the same answer;
-* `passage`: one question per passage sentence, answered by that sentence verbatim, so the model
-  learns to answer from the source rather than from memory;
-* `abstain`: questions about topics the passage never mentions, answered with `abstain_answer`.
+* `variant`: the user's questions reworded, so a rephrasing finds the same answer. The answer is the
+  user's (`variant_answers: user`) or, with `grounded`, the passage sentences that best support it
+  (so rewordings do not spread claims the passage does not make);
+* `passage`: questions answered by one passage sentence, with that sentence as the answer: "What does
+  the source say about X?" for names that only that sentence mentions, and the sentence turned into a
+  question by replacing a number, a subject or a possessor with a question word;
+* `abstain`: questions the passage cannot answer (topics it never mentions, and details it lacks:
+  dates, sums of money, named officials, ...), answered with `abstain_answer` plus what is missing.
 
-Every added answer is either a user answer or a passage sentence, so the augmentation cannot add a
-claim the user's data does not already make.
+Every added answer is a user answer, a passage sentence, or an abstention, so augmentation cannot
+teach a claim that neither the user nor the passage makes.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
 
 from groundtune.config import AugmentConfig
 from groundtune.readers import Pair, normalize_question
 
-# Rewordings that keep a question's meaning. Each is (prefix, whether to lower-case the first letter).
+# Rewordings that keep a question's meaning: (frame, lower-case the question's first letter).
 QUESTION_FRAMES = [
     ("According to the source, {q}", True),
     ("Based on the passage, {q}", True),
@@ -30,48 +35,67 @@ QUESTION_FRAMES = [
     ("What does the article say: {q}", False),
 ]
 
-# Topics a news passage rarely covers; any that the passage does mention are skipped.
+# Subjects a short news passage rarely covers; any the passage mentions are skipped.
 OFF_TOPICS = [
     "the price of oil", "Japan's economy", "the Olympic Games", "climate change", "interest rates",
-    "the Paris Agreement", "artificial intelligence regulation", "Brazil's election", "the World Cup",
-    "a vaccine rollout", "the stock market", "India's space programme", "housing prices", "Antarctica",
-    "the European Central Bank", "a hurricane", "the United Nations budget", "electric cars",
+    "the Paris Agreement", "artificial intelligence", "a football match", "the World Cup", "a vaccine",
+    "the stock market", "space exploration", "housing prices", "Antarctica", "the European Central Bank",
+    "a hurricane", "the United Nations budget", "electric cars", "a music festival", "smartphone sales",
 ]
 OFF_TOPIC_FRAMES = [
     "What does the source say about {t}?",
     "What did the passage report about {t}?",
     "How is {t} described in the text?",
+    "What did {s} say about {t}?",
 ]
-DETAIL_FRAMES = [  # details a passage may lack; used only when the passage has no such detail at all
-    ("When did this happen, according to the source?", r"\b(19|20)\d\d\b|\b(January|February|March|April|May|June|July|August|September|October|November|December|Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday|yesterday|today)\b"),
-    ("How much money is involved, according to the source?", r"[$€£]|\b(dollars?|euros?|pounds?|billion|million)\b"),
-    ("Who wrote the article?", r"\b(by|wrote|reporter|correspondent)\b"),
+# Details a passage may lack: (question, what the answer says is missing, pattern that means the passage HAS it).
+MISSING_DETAILS = [
+    ("On what date did this happen?", "date",
+     r"\b(1[89]|20)\d\d\b|\b(January|February|March|April|May|June|July|August|September|October|November|December|Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday|yesterday|today|tomorrow)\b"),
+    ("How much money is involved, in dollars or euros?", "amount of money",
+     r"[$€£]|\b(dollars?|euros?|pounds?|billion|million|trillion)\b"),
+    ("Who wrote this article?", "author", r"\b(reporter|correspondent|written by|author)\b"),
+    ("What is the name of {e}'s finance minister?", "name of a finance minister", r"\bminister\b"),
+    ("How many soldiers or troops are mentioned?", "number of soldiers", r"\b(troops|soldiers|personnel)\b"),
+    ("In which city did the talks take place?", "location for the talks", r"\b(held in|took place in|city of|capital)\b"),
+    ("How much will the plans described in the source cost?", "cost", r"[$€£]|\b(cost|price|dollars?|euros?)\b"),
+    ("How many months will this take?", "duration", r"\b(months?|weeks?|years?|days?)\b"),
 ]
 
-ENTITY = re.compile(r"\b(?:[A-Z][\w'’.-]*(?:\s+(?:of|the|and)?\s*[A-Z][\w'’.-]*)*)")
+ENTITY = re.compile(r"\b[A-Z][\w'’.-]*(?:\s+(?:of|the|and)?\s*[A-Z][\w'’.-]*)*")
+NUMBER_WORDS = r"one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|dozen|hundred|thousand"
+NUMBER = re.compile(rf"\b(?:\d[\d,.]*(?:\s?(?:%|percent\b|per cent\b))?|(?:{NUMBER_WORDS})\b)", re.IGNORECASE)
+DISCOURSE = re.compile(r"^(?:(?:In recent developments|Furthermore|Additionally|Moreover|However|Meanwhile|Amid these "
+                       r"discussions|In addition|Also|Separately|Finally|Earlier|Later),\s*)", re.IGNORECASE)
+_COMMON_STARTS = {"in", "the", "a", "an", "furthermore", "additionally", "amid", "moreover", "however", "also",
+                  "meanwhile", "this", "these", "it", "he", "she", "they", "on", "at", "for", "finally", "earlier"}
 
 
 def sentences(text: str) -> list[str]:
-    """Split a passage into sentences with pysbd (handles 'U.S.' and similar abbreviations)."""
+    """Split a passage into sentences with pysbd (which handles 'U.S.' and similar abbreviations)."""
     import pysbd
 
     return [s.strip() for s in pysbd.Segmenter(language="en", clean=False).segment(text) if s.strip()]
 
 
+def answer_sentence(sentence: str) -> str:
+    """A passage sentence as an answer: without a leading discourse marker ('Furthermore, ...')."""
+    s = DISCOURSE.sub("", sentence.strip())
+    return s[0].upper() + s[1:] if s else s
+
+
 def reword(question: str, k: int, offset: int) -> list[str]:
     """Up to `k` rewordings of `question`, picked round-robin from QUESTION_FRAMES starting at `offset`."""
     out = []
-    for i in range(len(QUESTION_FRAMES)):
+    for i in range(min(k, len(QUESTION_FRAMES))):
         frame, lower = QUESTION_FRAMES[(offset + i) % len(QUESTION_FRAMES)]
         q = question[0].lower() + question[1:] if lower and not question[:2].isupper() else question
         out.append(frame.format(q=q))
-        if len(out) == k:
-            break
     return out
 
 
-def _entities(sentence: str) -> list[str]:
-    """Capitalised spans, minus a leading sentence-initial word that is not a name."""
+def entities(sentence: str) -> list[str]:
+    """Capitalised spans, minus a sentence-initial word that is not a name; possessive 's removed."""
     found = []
     for m in ENTITY.finditer(sentence):
         span = m.group(0).strip().rstrip(".")
@@ -81,35 +105,86 @@ def _entities(sentence: str) -> list[str]:
     return found
 
 
-_COMMON_STARTS = {"in", "the", "a", "an", "furthermore", "additionally", "amid", "moreover", "however", "also",
-                  "meanwhile", "this", "these", "it", "he", "she", "they", "on", "at", "for"}
+def cloze_questions(sentence: str) -> list[str]:
+    """The sentence turned into questions: a number -> 'how many' / 'what percentage', the opening
+    subject -> 'who', a possessor -> 'whose'. Deterministic and grammatical enough to point at the fact."""
+    s = answer_sentence(sentence).rstrip(".")
+    out = []
+    for m in NUMBER.finditer(s):
+        word = m.group(0)
+        wh = "what percentage" if re.search(r"%|percent|per cent", word) else "how many"
+        if wh == "how many" and re.search(r"^\d{4}$", word):
+            wh = "which year"
+        rest = s[m.end():].lstrip()
+        out.append(f"{s[:m.start()]}{wh} {rest}".strip() + "?" if wh != "what percentage" else
+                   f"{s[:m.start()]}{wh}{s[m.end():]}?")
+        break
+    first = ENTITY.match(s)
+    if first and first.group(0).split()[0].lower() not in _COMMON_STARTS:
+        verb_phrase = s[first.end():].lstrip()
+        if verb_phrase and verb_phrase[0].islower():
+            out.append(f"Who {verb_phrase}?")
+    possessive = re.search(r"\b([A-Z][\w.-]+)['’]s\b", s[1:])
+    if possessive:
+        start = possessive.start() + 1
+        out.append(f"{s[:start]}whose{s[start + len(possessive.group(0)):]}?")
+    return out
 
 
 def passage_pairs(source: str, path: str) -> list[Pair]:
-    """One question per sentence, about the name most specific to that sentence; answer = the sentence."""
+    """Questions answered by single passage sentences, with the sentence as the answer."""
     sents = sentences(source)
-    counts = Counter(e for s in sents for e in set(_entities(s)))
+    counts = Counter(e for s in sents for e in set(entities(s)))
     pairs = []
     for i, sent in enumerate(sents):
-        own = [e for e in _entities(sent) if counts[e] == 1]
-        topic = own[0] if own else None
-        if topic is None:
-            numbers = re.findall(r"\d[\d,.%]*", sent)
-            topic = numbers[0] if numbers else None
-        if topic is None:
-            continue
-        pairs.append(Pair(f"What does the source say about {topic}?", sent, source, path, i + 1, kind="passage"))
+        answer = answer_sentence(sent)
+        own = [e for e in dict.fromkeys(entities(sent)) if counts[e] == 1][:2]
+        questions = [f"What does the source say about {topic}?" for topic in own]
+        questions += cloze_questions(sent)
+        pairs += [Pair(q, answer, source, path, i + 1, kind="passage") for q in questions]
     return pairs
 
 
+def main_entities(source: str) -> tuple[str, str]:
+    """(subject, topic): the name that opens most sentences, and the name mentioned most."""
+    found = [entities(answer_sentence(s)) for s in sentences(source)]
+    openers = Counter(e[0] for e in found if e)
+    counts = Counter(x for e in found for x in e)
+    if not counts:
+        return "the author", "the subject"
+    return openers.most_common(1)[0][0], counts.most_common(1)[0][0]
+
+
 def abstention_pairs(source: str, n: int, answer: str, path: str) -> list[Pair]:
-    """`n` questions the passage cannot answer: off-topic subjects and missing kinds of detail."""
+    """Up to `n` questions the passage cannot answer, alternating missing details and absent topics."""
+    subject, topic = main_entities(source)
+    stem = answer.rstrip(".")
+    details = [(q.format(e=topic), f"{stem}; it gives no {what}.") for q, what, has in MISSING_DETAILS
+               if not re.search(has, source, flags=re.IGNORECASE)]
     lowered = source.lower()
-    questions = [q for q, pattern in DETAIL_FRAMES if not re.search(pattern, source, flags=re.IGNORECASE)]
     topics = [t for t in OFF_TOPICS if not any(w in lowered for w in re.findall(r"[a-z]{4,}", t.lower()))]
-    for i, topic in enumerate(topics):
-        questions.append(OFF_TOPIC_FRAMES[i % len(OFF_TOPIC_FRAMES)].format(t=topic))
-    return [Pair(q, answer, source, path, i + 1, kind="abstain") for i, q in enumerate(questions[:n])]
+    off = [(OFF_TOPIC_FRAMES[i % len(OFF_TOPIC_FRAMES)].format(t=t, s=subject), f"{stem}; it does not mention {t}.")
+           for i, t in enumerate(topics)]
+    mixed = [x for pair in zip(details, off) for x in pair] + details[len(off):] + off[len(details):]
+    return [Pair(q, a, source, path, i + 1, kind="abstain") for i, (q, a) in enumerate(mixed[:n])]
+
+
+def grounded_answer(question: str, answer: str, source: str, k: int = 1) -> str:
+    """The k passage sentences (default one) that best support a question's answer, in passage order.
+
+    Overlap of content words with the question (counted twice) and the answer, each weighted by its
+    rarity across the passage's sentences (a word in every sentence, such as the subject's name, tells
+    nothing about which sentence is meant).
+    """
+    words = lambda t: {w for w in re.findall(r"[a-z0-9%]+", t.lower()) if len(w) > 3}  # noqa: E731
+    sents = sentences(source)
+    bags = [words(s) for s in sents]
+    df = Counter(w for bag in bags for w in bag)
+    asked, said = words(question), words(answer)
+    score = [sum(math.log((1 + len(sents)) / df[w]) * (1 + (w in asked)) for w in bag & (asked | said))
+             for bag in bags]
+    ranked = [i for i in sorted(range(len(sents)), key=lambda i: -score[i]) if score[i] > 0][:k]
+    return " ".join(answer_sentence(sents[i]) for i in sorted(ranked or [0]))
 
 
 def augment(pairs: list[Pair], cfg: AugmentConfig, abstain_answer: str) -> list[Pair]:
@@ -124,8 +199,9 @@ def augment(pairs: list[Pair], cfg: AugmentConfig, abstain_answer: str) -> list[
             out.append(p)
 
     for i, p in enumerate(pairs):
+        answer = p.answer if cfg.variant_answers == "user" else grounded_answer(p.question, p.answer, p.source)
         for q in reword(p.question, cfg.question_variants, offset=i):
-            add(Pair(q, p.answer, p.source, p.path, p.line, kind="variant", answer_line=p.answer_line))
+            add(Pair(q, answer, p.source, p.path, p.line, kind="variant", answer_line=p.answer_line))
     for source in dict.fromkeys(p.source for p in pairs):
         origin = pairs[0].path
         if cfg.passage_questions:

@@ -8,6 +8,8 @@
     groundtune score  ROWS.jsonl [--source PASSAGE.txt] [--out FILE]   consistency of given answers
     groundtune audit  --config CFG [--data FILE]           claims in the reference answers the passage lacks
     groundtune calibrate --labels FILE --out weights.json  fit consistency on half the labels, report the other
+    groundtune export --model DIR [--merged DIR] [--gguf FILE]   merged safetensors folder and/or GGUF file
+    groundtune publish --model DIR --repo-id NS/NAME [--merged] [--dataset] [--dry-run]   Hugging Face Hub release
 
 Any config key can be overridden with a dotted flag: `--train.epochs 2 --lora.r 8`.
 """
@@ -19,7 +21,7 @@ import os
 import sys
 from pathlib import Path
 
-from groundtune.config import RunConfig, describe, load_config
+from groundtune.config import PublishConfig, RunConfig, describe, field_docs, load_config
 from groundtune.errors import GroundtuneError, redact
 
 
@@ -69,6 +71,14 @@ def cmd_run(args, extra) -> int:
     from groundtune.run import run
 
     run(_load(args, extra), resume=args.resume, overwrite=args.overwrite)
+    return 0
+
+
+def cmd_ablate(args, extra) -> int:
+    from groundtune.ablate import ablate
+
+    _no_overrides(extra)
+    ablate(args.plan, args.out, overwrite=args.overwrite)
     return 0
 
 
@@ -149,6 +159,64 @@ def cmd_calibrate(args, extra) -> int:
     return 0
 
 
+def cmd_export(args, extra) -> int:
+    from groundtune.export import export_gguf, export_merged
+
+    _no_overrides(extra)
+    if not args.merged and not args.gguf:
+        raise GroundtuneError("export: pass --merged DIR and/or --gguf FILE")
+    if args.merged:
+        export_merged(args.model, args.merged, dtype=args.dtype, overwrite=args.overwrite)
+    if args.gguf:
+        export_gguf(args.model, args.gguf, outtype=args.gguf_type, overwrite=args.overwrite)
+    return 0
+
+
+def cmd_publish(args, extra) -> int:
+    from groundtune.publish import publish
+
+    _no_overrides(extra)
+    publish(config_from_flags(PublishConfig, args))
+    return 0
+
+
+# --------------------------------------------------------------------------------------------------
+# Flags generated from a config dataclass (help text from its field docs)
+
+
+def add_config_flags(parser: argparse.ArgumentParser, cls: type, required: tuple[str, ...] = ()) -> None:
+    """One `--field-name` flag per field of `cls`: booleans are switches, lists take several values."""
+    import dataclasses
+    import typing
+
+    docs, hints = field_docs(cls), typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        flag, tp = "--" + f.name.replace("_", "-"), hints[f.name]
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        help_ = docs.get(f.name, "") + ("" if f.name in required or tp is bool or default is None
+                                        else f" [default: {default}]")
+        if tp is bool:
+            parser.add_argument(flag, dest=f.name, action="store_true", help=help_)
+        elif typing.get_origin(tp) is list:
+            parser.add_argument(flag, dest=f.name, nargs="+", default=default, help=help_)
+        elif typing.get_origin(tp) is typing.Literal:
+            parser.add_argument(flag, dest=f.name, choices=typing.get_args(tp), default=default, help=help_)
+        else:
+            parser.add_argument(flag, dest=f.name, default=default, required=f.name in required, help=help_)
+
+
+def config_from_flags(cls: type, args):
+    """Build `cls` from parsed flags; a failed check names the flag."""
+    import dataclasses
+
+    from groundtune.config import ConfigValueError
+
+    try:
+        return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)})
+    except ConfigValueError as e:
+        raise GroundtuneError(f"--{e.key.replace('_', '-')}: {e}") from None
+
+
 # --------------------------------------------------------------------------------------------------
 # Parser and main
 
@@ -175,6 +243,13 @@ def build_parser() -> argparse.ArgumentParser:
         p = with_config(name, help_, func)
         p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
         p.add_argument("--overwrite", action="store_true", help="replace an existing run folder of the same name")
+
+    p = sub.add_parser("ablate", help="train and evaluate one run per row of an ablation plan; tabulate the results")
+    p.add_argument("--plan", default="configs/ablation/recipe.yaml", help="plan: a base config and rows of overrides")
+    p.add_argument("--out", default="outputs/ablation", help="folder for the runs, ablation.json and ablation.md")
+    p.add_argument("--overwrite", action="store_true", help="replace run folders left by an earlier ablation")
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show Python tracebacks")
+    p.set_defaults(func=cmd_ablate)
 
     p = sub.add_parser("bench", help="measure training and generation speed against the usual setup (make bench)")
     p.add_argument("--config", default="configs/smollm2-135m-cpu.yaml", help="run config whose data and model to use")
@@ -230,6 +305,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="write the fitted weights here (src/groundtune/evaluation/weights.json ships)")
     p.add_argument("--debug", action="store_true", help="show Python tracebacks")
     p.set_defaults(func=cmd_calibrate)
+    p = sub.add_parser("export", help="write the merged model as a safetensors folder and/or a GGUF file",
+                       description="write the merged model as a safetensors folder and/or a GGUF file")
+    p.add_argument("--model", default="outputs/latest", help="run folder or model folder [default: outputs/latest]")
+    p.add_argument("--merged", metavar="DIR", help="folder for the merged model (safetensors, tokenizer, chat template)")
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"],
+                   help="weights dtype of --merged [default: float32]")
+    p.add_argument("--gguf", metavar="FILE", help="GGUF file for llama.cpp and transformers (Llama architecture)")
+    p.add_argument("--gguf-type", default="f16", choices=["f32", "f16", "q8_0"], help="GGUF weight type [default: f16]")
+    p.add_argument("--overwrite", action="store_true", help="replace existing --merged / --gguf outputs")
+    p.add_argument("--debug", action="store_true", help="show Python tracebacks")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("publish", help="stage a run as a Hugging Face Hub repo with a model card and upload it",
+                       description="stage a run as a Hugging Face Hub repo with a model card and upload it "
+                                   "(token: HF_TOKEN or `hf auth login`)")
+    add_config_flags(p, PublishConfig, required=("repo_id",))
+    p.add_argument("--debug", action="store_true", help="show Python tracebacks")
+    p.set_defaults(func=cmd_publish)
     return parser
 
 

@@ -11,6 +11,7 @@ import ast
 import dataclasses
 import difflib
 import inspect
+import re
 import textwrap
 import types
 import typing
@@ -28,6 +29,7 @@ DEFAULT_SYSTEM_PROMPT = (
     "say that the source does not say.\n\nSource:\n{source}"
 )
 DEFAULT_ABSTAIN_ANSWER = "The source does not say."
+HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}")
 
 
 class ConfigValueError(ValueError):
@@ -48,7 +50,9 @@ class AugmentConfig:
     """How the few Q&A pairs grow into a training set that generalises (see groundtune.augment)."""
 
     question_variants: int = 3
-    """Reworded copies of each user question (same answer), so rephrasings find the same answer."""
+    """Reworded copies of each user question, so rephrasings find the same answer."""
+    variant_answers: Literal["user", "grounded"] = "user"
+    """Answer of a reworded question: the user's answer, or the passage sentences that best support it."""
     passage_questions: bool = True
     """Add questions answered by single passage sentences, with the sentence as the answer."""
     abstention: int = 12
@@ -116,8 +120,8 @@ class LoraConfig:
     """Rank of the update matrices."""
     alpha: int = 32
     """Scale numerator: the update is multiplied by alpha / r."""
-    dropout: float = 0.05
-    """Dropout on the adapter input."""
+    dropout: float = 0.0
+    """Dropout on the adapter input (each adapted layer then keeps its own copy of its input for backward)."""
     target_modules: list[str] | str = "all-linear"
     """Modules to adapt: `all-linear` (every linear layer but the output head) or a list of names."""
 
@@ -140,9 +144,9 @@ class TrainConfig:
     """Learning-rate schedule after warmup."""
     warmup_ratio: float = 0.05
     """Fraction of steps spent warming up."""
-    batch_size: int = 8
+    batch_size: int = 4
     """Examples per device per step."""
-    grad_accum: int = 1
+    grad_accum: int = 2
     """Steps to accumulate before an optimizer update (global batch = batch_size x devices x grad_accum)."""
     weight_decay: float = 0.0
     """AdamW weight decay."""
@@ -197,6 +201,44 @@ class EvalConfig:
     def __post_init__(self):
         check(self.max_new_tokens >= 1, "max_new_tokens", "must be >= 1")
         check(self.batch_size >= 1, "batch_size", "must be >= 1")
+
+
+@dataclass
+class PublishConfig:
+    """What `groundtune publish` stages and uploads to the Hugging Face Hub (CLI flags: --repo-id, --merged, ...)."""
+
+    model: str = "outputs/latest"
+    """Run folder to publish (written by `groundtune train` or `make run`)."""
+    repo_id: str = ""
+    """Model repository on the Hub, NAMESPACE/NAME."""
+    private: bool = False
+    """Create the repositories as private."""
+    merged: bool = False
+    """Upload the merged model (transformers) instead of the LoRA adapter (PEFT)."""
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    """Weights dtype of the merged upload."""
+    dataset: bool = False
+    """Also push the chat dataset (datasets push_to_hub) as NAMESPACE/NAME-data, with its own card."""
+    dry_run: bool = False
+    """Stage the repository, print its files and stop: nothing is uploaded and no token is needed."""
+    staging_dir: str | None = None
+    """Empty or new folder to stage the repositories in (default: a new temporary folder)."""
+    allow_no_eval: bool = False
+    """Publish a run without eval/report.json; the card then says that no evaluation was run."""
+    update: bool = False
+    """Add a commit to a repository that already exists (default: refuse, so a typo cannot overwrite another repo)."""
+    base_hub_id: str | None = None
+    """Hub id of the base model, for a run trained from a local folder (card and adapter must name a Hub model)."""
+    language: list[str] = field(default_factory=lambda: ["en"])
+    """Languages of the passage and the questions (ISO 639-1 codes), for the card."""
+    license: str | None = None
+    """License id for the card (default: the base model's license)."""
+
+    def __post_init__(self):
+        check(bool(HUB_ID.fullmatch(self.repo_id)), "repo_id", f"must look like NAMESPACE/NAME; got {self.repo_id!r}")
+        check(self.base_hub_id is None or bool(HUB_ID.fullmatch(self.base_hub_id)), "base_hub_id",
+              f"must look like NAMESPACE/NAME; got {self.base_hub_id!r}")
+        check(bool(self.language), "language", "needs at least one language code")
 
 
 @dataclass

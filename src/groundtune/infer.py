@@ -17,6 +17,7 @@ import torch
 from groundtune.chat import to_messages
 from groundtune.errors import GroundtuneError
 from groundtune.generate import PrefixCache, batch_greedy, lookup_greedy, shared_prefix
+from groundtune.model import prefer_gqa_attention
 
 
 def check_model_dir(path: str | Path) -> Path:
@@ -46,6 +47,7 @@ class Answerer:
     def __init__(self, model, tokenizer, system: str | None = None, max_new_tokens: int = 128,
                  corpus: list[str] = ()):
         self.model = model.eval()
+        prefer_gqa_attention(model.device.type)
         self.tokenizer = tokenizer
         self.system = system
         self.max_new_tokens = max_new_tokens

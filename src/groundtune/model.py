@@ -163,6 +163,17 @@ def _load_error(path: str, error: OSError) -> GroundtuneError:
     return _offline_error(path, error)
 
 
+def prefer_gqa_attention(device: str) -> None:
+    """On CPU, let SDPA attend over the few key/value heads directly (`enable_gqa`) even with a mask.
+
+    transformers otherwise copies keys and values once per query head (`repeat_kv`, 3x for SmolLM2)
+    in every layer and step: memory in training, memory traffic in decoding. The CPU kernel supports
+    it; on GPUs a mask sends SDPA to its slow path either way, so this is left alone there.
+    """
+    if device == "cpu":
+        os.environ.setdefault("TRANSFORMERS_SDPA_FORCE_GQA", "1")
+
+
 def load_tokenizer(path: str):
     from transformers import AutoTokenizer
 

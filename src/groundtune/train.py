@@ -228,6 +228,7 @@ def train(cfg: RunConfig, resume: bool = False, overwrite: bool = False) -> Path
         check_resume_config(cfg, run.partial / "config.yaml")
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
+    models.prefer_gqa_attention(device)
 
     # Main process first: an embedded base is dequantized and cached once, not by every process at once.
     # Its barrier also lets every process finish `run.check` before the main one creates the partial folder.

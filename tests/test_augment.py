@@ -1,0 +1,72 @@
+from groundtune.augment import (abstention_pairs, answer_sentence, augment, cloze_questions, grounded_answer,
+                                main_entities, passage_pairs, reword, sentences)
+from groundtune.config import AugmentConfig
+from groundtune.readers import normalize_question, read_seed
+
+from conftest import SEED
+
+PAIRS = read_seed(SEED)
+SOURCE = PAIRS[0].source
+OTHER = ("The city council of Norvik approved a new tram line on Tuesday. Mayor Ines Holt said the line will "
+         "cost 40 million euros. Construction starts in 2026 and takes 18 months.")
+
+
+def test_sentences_keep_abbreviations_together():
+    sents = sentences(SOURCE)
+    assert len(sents) == 6 and any("U.S. secondary sanctions" in s for s in sents)
+
+
+def test_answer_sentence_drops_discourse_markers_only():
+    assert answer_sentence("Furthermore, Rutte spoke.") == "Rutte spoke."
+    assert answer_sentence("In recent developments, Rutte welcomed it.") == "Rutte welcomed it."
+    assert answer_sentence("Rutte spoke.") == "Rutte spoke."
+
+
+def test_reword_keeps_the_question():
+    out = reword("What is NATO's stance?", 3, offset=0)
+    assert out == ["According to the source, what is NATO's stance?", "Based on the passage, what is NATO's stance?",
+                   "Briefly, what is NATO's stance?"]
+    assert reword("Who?", 0, 0) == []
+
+
+def test_cloze_questions_ask_for_the_number_and_the_subject():
+    qs = cloze_questions(sentences(SOURCE)[1])
+    assert any("with how many additional Patriot missile systems" in q for q in qs)
+    assert any(q.startswith("Who welcomed Germany's decision") for q in qs)
+    assert any("advocating a what percentage increase" in q for q in cloze_questions(sentences(SOURCE)[4]))
+
+
+def test_passage_answers_are_passage_sentences():
+    pairs = passage_pairs(SOURCE, "x")
+    assert len(pairs) >= 12
+    allowed = {answer_sentence(s) for s in sentences(SOURCE)}
+    assert all(p.kind == "passage" and p.answer in allowed for p in pairs)
+
+
+def test_abstentions_skip_details_the_passage_has():
+    qs = [p.question for p in abstention_pairs(OTHER, 30, "The source does not say.", "x")]
+    assert not any("date" in q or "money" in q or "cost" in q or "months" in q for q in qs)
+    rutte = [p for p in abstention_pairs(SOURCE, 30, "The source does not say.", "x")]
+    assert any("date" in p.question for p in rutte) and any("cost" in p.question for p in rutte)
+    assert all(p.answer.startswith("The source does not say;") for p in rutte)
+    assert not any(w in p.question.lower() for p in rutte for w in ("ukraine's struggle", "patriot", "nato"))
+
+
+def test_main_entities():
+    assert main_entities(SOURCE) == ("Rutte", "Ukraine")
+
+
+def test_grounded_answer_picks_the_supporting_sentence():
+    patriot = PAIRS[5]
+    assert "Patriot" in patriot.question
+    assert grounded_answer(patriot.question, patriot.answer, SOURCE).startswith("Rutte welcomed Germany's decision")
+
+
+def test_augment_counts_and_no_duplicate_questions():
+    cfg = AugmentConfig(question_variants=2, seed_repeats=3, abstention=5)
+    out = augment(PAIRS, cfg, "The source does not say.")
+    kinds = [p.kind for p in out]
+    assert kinds.count("user") == 27 and kinds.count("variant") == 18 and kinds.count("abstain") == 5
+    added = [normalize_question(p.question) for p in out if p.kind != "user"]
+    assert len(added) == len(set(added))
+    assert out == augment(PAIRS, cfg, "The source does not say."), "deterministic"
