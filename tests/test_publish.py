@@ -103,7 +103,7 @@ def test_dry_run_stages_adapter_repo_with_card(run, tmp_path, capsys):
     assert row in card.text
     assert 'AutoPeftModelForCausalLM.from_pretrained("me/tiny-qa")' in card.text
     assert "9 (file `000_629302d99c87d0b4.txt`" in card.text
-    assert "The data audit was not run" in card.text
+    assert "name not in the passage: “Brazil”" in card.text  # groundtune.evaluation.audit ran on the seed
     assert str(run) not in card.text and "/tmp" not in card.content
 
 

@@ -34,8 +34,15 @@ class Embedder:
     @functools.cached_property
     def model(self):
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging
 
-        return SentenceTransformer(self.path or minilm_path(), device=self.device, local_files_only=True)
+        shown = logging.is_progress_bar_enabled()
+        logging.disable_progress_bar()  # no "Loading weights" bar on stderr: CLI errors stay one line
+        try:
+            return SentenceTransformer(self.path or minilm_path(), device=self.device, local_files_only=True)
+        finally:
+            if shown:
+                logging.enable_progress_bar()
 
     def warm(self, texts) -> None:
         """Embed, in batches, every text not seen yet."""
