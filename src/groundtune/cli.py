@@ -285,7 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-new-tokens", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--nli-model", help="optional local NLI / fact-checking model folder (adds the signal nli)")
-    p.add_argument("--debug", action="store_true", help="show Python tracebacks")
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show Python tracebacks")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("score", help="consistency of answers with their reference and source (JSONL in, JSONL out)")
@@ -293,7 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", help="passage file for rows without a source")
     p.add_argument("--out", help="write the scored rows here [default: stdout]")
     p.add_argument("--nli-model", help="optional local NLI / fact-checking model folder (adds the signal nli)")
-    p.add_argument("--debug", action="store_true", help="show Python tracebacks")
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show Python tracebacks")
     p.set_defaults(func=cmd_score)
 
     p = with_config("audit", "list what the reference answers claim that the passage does not support", cmd_audit)
@@ -303,7 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("calibrate", help="fit consistency on half of a labelled set, report AUC on the other half")
     p.add_argument("--labels", default="tests/data/consistency_labels.jsonl", help="hand-labelled JSONL")
     p.add_argument("--out", help="write the fitted weights here (src/groundtune/evaluation/weights.json ships)")
-    p.add_argument("--debug", action="store_true", help="show Python tracebacks")
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show Python tracebacks")
     p.set_defaults(func=cmd_calibrate)
     p = sub.add_parser("export", help="write the merged model as a safetensors folder and/or a GGUF file",
                        description="write the merged model as a safetensors folder and/or a GGUF file")
@@ -314,14 +314,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gguf", metavar="FILE", help="GGUF file for llama.cpp and transformers (Llama architecture)")
     p.add_argument("--gguf-type", default="f16", choices=["f32", "f16", "q8_0"], help="GGUF weight type [default: f16]")
     p.add_argument("--overwrite", action="store_true", help="replace existing --merged / --gguf outputs")
-    p.add_argument("--debug", action="store_true", help="show Python tracebacks")
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show Python tracebacks")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("publish", help="stage a run as a Hugging Face Hub repo with a model card and upload it",
                        description="stage a run as a Hugging Face Hub repo with a model card and upload it "
                                    "(token: HF_TOKEN or `hf auth login`)")
     add_config_flags(p, PublishConfig, required=("repo_id",))
-    p.add_argument("--debug", action="store_true", help="show Python tracebacks")
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show Python tracebacks")
     p.set_defaults(func=cmd_publish)
     return parser
 
