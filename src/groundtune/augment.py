@@ -10,7 +10,9 @@ source cannot answer. This stage adds, from the user's pairs and the passage alo
   the source say about X?" for names that only that sentence mentions, and the sentence turned into a
   question by replacing a number, a subject or a possessor with a question word;
 * `abstain`: questions the passage cannot answer (topics it never mentions, and details it lacks:
-  dates, sums of money, named officials, ...), answered with `abstain_answer` plus what is missing.
+  dates, sums of money, named officials, ...), answered with `abstain_answer` plus what is missing;
+* evidence removal (RAFT-style): passage questions asked with their sentence taken out of the prompt,
+  answered with `abstain_answer`, next to questions whose evidence is still there, still answered.
 
 Every added answer is a user answer, a passage sentence, or an abstention, so augmentation cannot
 teach a claim that neither the user nor the passage makes.
@@ -105,43 +107,133 @@ def entities(sentence: str) -> list[str]:
     return found
 
 
+def clause_with(sentence: str, start: int, end: int, min_words: int = 8) -> str:
+    """The sentence up to the end of the comma-separated clause holding [start, end): the subject and
+    the fact, without trailing clauses ('..., stating that ...'); at least `min_words` words, so an
+    inserted phrase ('Rutte, in talks with officials, said ...') does not end it early."""
+    cut = sentence.find(", ", end)
+    while cut != -1 and len(sentence[:cut].split()) < min_words:
+        cut = sentence.find(", ", cut + 2)
+    return sentence[:cut] if cut != -1 else sentence
+
+
 def cloze_questions(sentence: str) -> list[str]:
-    """The sentence turned into questions: a number -> 'how many' / 'what percentage', the opening
-    subject -> 'who', a possessor -> 'whose'. Deterministic and grammatical enough to point at the fact."""
+    """The sentence turned into questions by replacing one span with a question word: a number ->
+    'how many' / 'what percentage' / 'which year', the opening subject -> 'who', a possessor ->
+    'whose'. Each keeps only the clause that holds the fact. Deterministic; grammatical enough."""
     s = answer_sentence(sentence).rstrip(".")
     out = []
-    for m in NUMBER.finditer(s):
+    m = NUMBER.search(s)
+    if m:
         word = m.group(0)
-        wh = "what percentage" if re.search(r"%|percent|per cent", word) else "how many"
-        if wh == "how many" and re.search(r"^\d{4}$", word):
-            wh = "which year"
-        rest = s[m.end():].lstrip()
-        out.append(f"{s[:m.start()]}{wh} {rest}".strip() + "?" if wh != "what percentage" else
-                   f"{s[:m.start()]}{wh}{s[m.end():]}?")
-        break
+        wh = ("what percentage" if re.search(r"%|percent|per cent", word) else
+              "which year" if re.fullmatch(r"(1[89]|20)\d\d", word) else "how many")
+        out.append(f"{clause_with(s, m.start(), m.end())[:m.start()]}{wh}"
+                   f"{clause_with(s, m.start(), m.end())[m.end():]}?")
     first = ENTITY.match(s)
     if first and first.group(0).split()[0].lower() not in _COMMON_STARTS:
-        verb_phrase = s[first.end():].lstrip()
-        if verb_phrase and verb_phrase[0].islower():
-            out.append(f"Who {verb_phrase}?")
-    possessive = re.search(r"\b([A-Z][\w.-]+)['’]s\b", s[1:])
+        rest = s[first.end():].lstrip()
+        if rest and rest[0].islower():
+            out.append(f"Who {clause_with(rest, 0, min(len(rest), 40))}?")
+    possessive = re.search(r"\b[A-Z][\w.-]+['’]s\b", s[1:])
     if possessive:
-        start = possessive.start() + 1
-        out.append(f"{s[:start]}whose{s[start + len(possessive.group(0)):]}?")
+        a, b = possessive.start() + 1, possessive.end() + 1
+        clause = clause_with(s, a, b)
+        out.append(f"{clause[:a]}whose{clause[b:]}?")
     return out
 
 
-def passage_pairs(source: str, path: str) -> list[Pair]:
-    """Questions answered by single passage sentences, with the sentence as the answer."""
+# Small, generic edits that make a statement false: (pattern, replacement), tried in order.
+FALSE_EDITS = [
+    (r"\btwo\b", "three"), (r"\bthree\b", "five"), (r"\b(\d+)%", lambda m: f"{int(m.group(1)) // 10 or 50}%"),
+    (r"\bwelcomed\b", "criticised"), (r"\bincrease\b", "cut"), (r"\bramp up\b", "cut"),
+    (r"\bfails to\b", "agrees to"), (r"\bsupport\b", "opposition"), (r"\bunity\b", "division"),
+    (r"\bemphasized\b", "dismissed"), (r"\badditional\b", "fewer"),
+]
+
+
+def false_variant(clause: str, others: list[str]) -> str | None:
+    """`clause` with one fact changed (a number, a stance, or a name swapped for another name in the
+    passage), or None when no edit applies."""
+    for pattern, repl in FALSE_EDITS:
+        changed = re.sub(pattern, repl, clause, count=1)
+        if changed != clause:
+            return changed
+    names = [e for e in entities(clause) if len(e) > 3]
+    for name in names[1:]:
+        swap = next((o for o in others if o not in clause and o != name), None)
+        if swap:
+            return clause.replace(name, swap, 1)
+    return None
+
+
+def check_questions(sentence: str, others: list[str]) -> list[tuple[str, str]]:
+    """'Is it true that ...?' about the sentence's first clause, answered 'Yes.' and, with one fact
+    changed, 'No.'; both followed by the sentence itself, so the answer shows the evidence."""
+    s = answer_sentence(sentence).rstrip(".")
+    clause = clause_with(s, 0, min(len(s), 30))
+    statement = clause[0].lower() + clause[1:] if not clause[:2].isupper() and not ENTITY.match(clause) else clause
+    out = [(f"Is it true that {statement}?", f"Yes. {answer_sentence(sentence)}")]
+    wrong = false_variant(statement, others)
+    if wrong:
+        out.append((f"Is it true that {wrong}?", f"No. {answer_sentence(sentence)}"))
+    return out
+
+
+def near_miss_questions(sentence: str, source: str, stem: str) -> list[tuple[str, str]]:
+    """Questions about the sentence's event that ask for a detail the whole passage lacks (a date, a
+    sum of money), answered with an abstention naming the missing detail."""
+    s = answer_sentence(sentence).rstrip(".")
+    clause = clause_with(s, 0, min(len(s), 30))
+    out = []
+    if not re.search(MISSING_DETAILS[0][2], source, flags=re.IGNORECASE):
+        out.append((f"{clause}. On what date did this happen?", f"{stem}; it gives no date."))
+    if not re.search(MISSING_DETAILS[1][2], source, flags=re.IGNORECASE):
+        out.append((f"{clause}. How much money was involved?", f"{stem}; it gives no amount of money."))
+    return out
+
+
+def sentence_questions(source: str, abstain_answer: str) -> list[list[tuple[str, str, str]]]:
+    """Per passage sentence: (question, answer, kind) triples. Answered by the sentence (topic, cloze
+    and yes/no questions) or, for details the whole passage lacks, by an abstention."""
     sents = sentences(source)
     counts = Counter(e for s in sents for e in set(entities(s)))
-    pairs = []
-    for i, sent in enumerate(sents):
+    names = [e for e, _ in counts.most_common() if len(e) > 3]
+    stem = abstain_answer.rstrip(".")
+    out = []
+    for sent in sents:
         answer = answer_sentence(sent)
         own = [e for e in dict.fromkeys(entities(sent)) if counts[e] == 1][:2]
-        questions = [f"What does the source say about {topic}?" for topic in own]
-        questions += cloze_questions(sent)
-        pairs += [Pair(q, answer, source, path, i + 1, kind="passage") for q in questions]
+        items = [(f"What does the source say about {topic}?", answer, "passage") for topic in own]
+        items += [(q, answer, "passage") for q in cloze_questions(sent)]
+        items += [(q, a, "passage") for q, a in check_questions(sent, names)]
+        items += [(q, a, "abstain") for q, a in near_miss_questions(sent, source, stem)]
+        out.append(items)
+    return out
+
+
+def passage_pairs(source: str, path: str, abstain_answer: str = "The source does not say.") -> list[Pair]:
+    """Every sentence question, asked with the whole passage in the prompt."""
+    return [Pair(q, a, source, path, i + 1, kind=kind)
+            for i, items in enumerate(sentence_questions(source, abstain_answer)) for q, a, kind in items]
+
+
+def evidence_pairs(source: str, path: str, abstain_answer: str, removed: int, kept: int) -> list[Pair]:
+    """RAFT-style contrast: the passage with one sentence taken out of the prompt. Up to `removed`
+    questions about that sentence are then answered with `abstain_answer` (its evidence is gone), and
+    `kept` questions about other sentences are still answered. The model learns to answer when the
+    prompt supports the answer, not when the question merely looks familiar."""
+    sents = sentences(source)
+    per_sentence = [[(q, a) for q, a, kind in items if kind == "passage" and not a.startswith("No.")]
+                    for items in sentence_questions(source, abstain_answer)]
+    pairs = []
+    for i in range(len(sents)):
+        context = " ".join(sents[:i] + sents[i + 1:])
+        for q, _ in per_sentence[i][:removed]:
+            pairs.append(Pair(q, abstain_answer, source, path, i + 1, kind="abstain", context=context))
+        others = [qa for j, items in enumerate(per_sentence) if j != i for qa in items[i % max(len(items), 1):][:1]]
+        for q, a in others[:kept]:
+            pairs.append(Pair(q, a, source, path, i + 1, kind="passage", context=context))
     return pairs
 
 
@@ -205,8 +297,11 @@ def augment(pairs: list[Pair], cfg: AugmentConfig, abstain_answer: str) -> list[
     for source in dict.fromkeys(p.source for p in pairs):
         origin = pairs[0].path
         if cfg.passage_questions:
-            for p in passage_pairs(source, f"{origin}#passage"):
+            for p in passage_pairs(source, f"{origin}#passage", abstain_answer):
                 add(p)
+        if cfg.missing_evidence:
+            out += evidence_pairs(source, f"{origin}#evidence", abstain_answer, cfg.missing_evidence,
+                                  cfg.evidence_kept)
         for p in abstention_pairs(source, cfg.abstention, abstain_answer, f"{origin}#abstain"):
             add(p)
     return out

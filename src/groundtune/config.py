@@ -57,12 +57,18 @@ class AugmentConfig:
     """Add questions answered by single passage sentences, with the sentence as the answer."""
     abstention: int = 12
     """Number of questions the passage cannot answer, trained to answer with `data.abstain_answer`."""
+    missing_evidence: int = 3
+    """Per passage sentence: questions about it asked with that sentence removed from the prompt, answered with `data.abstain_answer` (0 = off)."""
+    evidence_kept: int = 2
+    """Per removed sentence: questions about other sentences asked with the same shortened prompt, still answered."""
     seed_repeats: int = 2
     """How many times each user pair (with its exact question) appears per epoch."""
 
     def __post_init__(self):
         check(self.question_variants >= 0, "question_variants", "must be >= 0")
         check(self.abstention >= 0, "abstention", "must be >= 0")
+        check(self.missing_evidence >= 0, "missing_evidence", "must be >= 0")
+        check(self.evidence_kept >= 0, "evidence_kept", "must be >= 0")
         check(self.seed_repeats >= 1, "seed_repeats", "must be >= 1")
 
 

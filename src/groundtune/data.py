@@ -21,10 +21,11 @@ from groundtune.readers import Pair, data_hash, read_pairs
 def build_rows(pairs: list[Pair], cfg: DataConfig) -> list[dict]:
     return [
         {
-            "messages": to_messages(p.question, p.answer, system_text(p.source, cfg)),
+            "messages": to_messages(p.question, p.answer, system_text(p.context or p.source, cfg)),
             "question": p.question,
             "answer": p.answer,
             "source": p.source,
+            "context": p.context or p.source,
             "kind": p.kind,
             "origin": p.where,
         }

@@ -37,6 +37,8 @@ class Pair:
     """user (the user's own pair) | variant | passage | abstain (added by groundtune.augment)."""
     answer_line: int | None = None
     """Line of the answer when it differs from the question's (seed format)."""
+    context: str | None = None
+    """Passage shown in the prompt when it differs from `source` (evidence removed, see groundtune.augment)."""
 
     @property
     def where(self) -> str:

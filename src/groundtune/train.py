@@ -98,8 +98,58 @@ def shared_prefix_loss(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Ten
     return loss_sum, (targets != IGNORE_INDEX).sum()
 
 
+class ContextGroupedSampler(torch.utils.data.Sampler):
+    """A shuffled order in which each batch holds examples shown the same passage (the same prompt
+    prefix), so the batch shares a long prefix, while the batches themselves come in random order.
+
+    Each group is shuffled and cut into batches of `batch_size` (similar lengths together); leftovers
+    of all groups are pooled into mixed batches. Batch order is shuffled across groups, so consecutive
+    steps do not all see the same kind of example. Deterministic per seed and epoch (`set_epoch`,
+    which the Trainer calls, also on --resume).
+    """
+
+    def __init__(self, contexts: list[str], lengths: list[int], batch_size: int, seed: int):
+        self.groups: dict[str, list[int]] = {}
+        for i, c in enumerate(contexts):
+            self.groups.setdefault(c, []).append(i)
+        self.lengths, self.batch_size, self.seed, self.epoch = lengths, batch_size, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def _chunks(self, idx: list[int]) -> tuple[list[list[int]], list[int]]:
+        full = len(idx) - len(idx) % self.batch_size
+        head = sorted(idx[:full], key=lambda i: self.lengths[i])
+        return [head[i:i + self.batch_size] for i in range(0, full, self.batch_size)], idx[full:]
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(self.seed * 1000 + self.epoch)
+        batches, leftovers = [], []
+        for idx in self.groups.values():
+            chunks, rest = self._chunks([idx[i] for i in torch.randperm(len(idx), generator=g).tolist()])
+            batches += chunks
+            leftovers += rest
+        chunks, rest = self._chunks(leftovers)
+        batches += chunks + ([rest] if rest else [])
+        order = torch.randperm(len(batches), generator=g).tolist()
+        if rest:  # the one short batch goes last, so every other batch stays aligned
+            order = [k for k in order if k != len(batches) - 1] + [len(batches) - 1]
+        return iter([i for k in order for i in batches[k]])
+
+
 class GroundtuneTrainer(Trainer):
-    """Trainer whose loss is `shared_prefix_loss`, normalised like the Trainer's own (per labelled token)."""
+    """Trainer whose loss is `shared_prefix_loss`, normalised like the Trainer's own (per labelled token),
+    and whose batches keep examples with the same passage together (`ContextGroupedSampler`)."""
+
+    def _get_train_sampler(self, train_dataset=None):
+        ds = train_dataset if train_dataset is not None else self.train_dataset
+        if self.args.train_sampling_strategy == "group_by_length" and "context" in getattr(ds, "column_names", []):
+            return ContextGroupedSampler(ds["context"], ds["length"], self.args.per_device_train_batch_size,
+                                         self.args.seed)
+        return super()._get_train_sampler(train_dataset)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         loss_sum, n_tokens = shared_prefix_loss(model, inputs)
