@@ -1,5 +1,5 @@
-from groundtune.augment import (abstention_pairs, answer_sentence, augment, cloze_questions, grounded_answer,
-                                main_entities, passage_pairs, reword, sentences)
+from groundtune.augment import (abstention_pairs, answer_sentence, augment, cloze_questions, evidence_pairs,
+                                grounded_answer, main_entities, passage_pairs, reword, sentences)
 from groundtune.config import AugmentConfig
 from groundtune.readers import normalize_question, read_seed
 
@@ -36,11 +36,30 @@ def test_cloze_questions_ask_for_the_number_and_the_subject():
     assert any("advocating a what percentage increase" in q for q in cloze_questions(sentences(SOURCE)[4]))
 
 
-def test_passage_answers_are_passage_sentences():
+def test_passage_answers_are_passage_sentences_or_abstentions():
     pairs = passage_pairs(SOURCE, "x")
-    assert len(pairs) >= 12
+    assert len(pairs) >= 40
     allowed = {answer_sentence(s) for s in sentences(SOURCE)}
-    assert all(p.kind == "passage" and p.answer in allowed for p in pairs)
+    for p in pairs:
+        if p.kind == "passage":
+            assert p.answer.removeprefix("Yes. ").removeprefix("No. ") in allowed, p.answer
+        else:
+            assert p.kind == "abstain" and p.answer.startswith("The source does not say;")
+    assert any(p.answer.startswith("No. ") for p in pairs) and any(p.answer.startswith("Yes. ") for p in pairs)
+
+
+def test_evidence_pairs_remove_exactly_the_answering_sentence():
+    sents = sentences(SOURCE)
+    pairs = evidence_pairs(SOURCE, "x", "The source does not say.", removed=2, kept=1)
+    for p in pairs:
+        assert p.context != SOURCE and len([s for s in sents if s not in p.context]) == 1
+        missing = next(s for s in sents if s not in p.context)
+        if p.kind == "abstain":
+            assert p.answer == "The source does not say."
+        else:
+            shown = {answer_sentence(s) for s in sents if s in p.context}
+            assert answer_sentence(missing) not in shown
+            assert p.answer.removeprefix("Yes. ").removeprefix("No. ") in shown
 
 
 def test_abstentions_skip_details_the_passage_has():
@@ -63,7 +82,8 @@ def test_grounded_answer_picks_the_supporting_sentence():
 
 
 def test_augment_counts_and_no_duplicate_questions():
-    cfg = AugmentConfig(question_variants=2, seed_repeats=3, abstention=5)
+    cfg = AugmentConfig(question_variants=2, seed_repeats=3, abstention=5, passage_questions=False,
+                        missing_evidence=0)
     out = augment(PAIRS, cfg, "The source does not say.")
     kinds = [p.kind for p in out]
     assert kinds.count("user") == 27 and kinds.count("variant") == 18 and kinds.count("abstain") == 5

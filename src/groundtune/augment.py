@@ -25,6 +25,7 @@ import re
 from collections import Counter
 
 from groundtune.config import AugmentConfig
+from groundtune.questions import about_questions, clause_questions, paraphrase
 from groundtune.readers import Pair, normalize_question
 
 # Rewordings that keep a question's meaning: (frame, lower-case the question's first letter).
@@ -69,6 +70,7 @@ NUMBER_WORDS = r"one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|
 NUMBER = re.compile(rf"\b(?:\d[\d,.]*(?:\s?(?:%|percent\b|per cent\b))?|(?:{NUMBER_WORDS})\b)", re.IGNORECASE)
 DISCOURSE = re.compile(r"^(?:(?:In recent developments|Furthermore|Additionally|Moreover|However|Meanwhile|Amid these "
                        r"discussions|In addition|Also|Separately|Finally|Earlier|Later),\s*)", re.IGNORECASE)
+YES_NO = re.compile(r"^(Did|Does|Do|Has|Have|Had|Is|Are|Was|Were|Will|Would|Can|Could)\b")
 _COMMON_STARTS = {"in", "the", "a", "an", "furthermore", "additionally", "amid", "moreover", "however", "also",
                   "meanwhile", "this", "these", "it", "he", "she", "they", "on", "at", "for", "finally", "earlier"}
 
@@ -143,43 +145,6 @@ def cloze_questions(sentence: str) -> list[str]:
     return out
 
 
-# Small, generic edits that make a statement false: (pattern, replacement), tried in order.
-FALSE_EDITS = [
-    (r"\btwo\b", "three"), (r"\bthree\b", "five"), (r"\b(\d+)%", lambda m: f"{int(m.group(1)) // 10 or 50}%"),
-    (r"\bwelcomed\b", "criticised"), (r"\bincrease\b", "cut"), (r"\bramp up\b", "cut"),
-    (r"\bfails to\b", "agrees to"), (r"\bsupport\b", "opposition"), (r"\bunity\b", "division"),
-    (r"\bemphasized\b", "dismissed"), (r"\badditional\b", "fewer"),
-]
-
-
-def false_variant(clause: str, others: list[str]) -> str | None:
-    """`clause` with one fact changed (a number, a stance, or a name swapped for another name in the
-    passage), or None when no edit applies."""
-    for pattern, repl in FALSE_EDITS:
-        changed = re.sub(pattern, repl, clause, count=1)
-        if changed != clause:
-            return changed
-    names = [e for e in entities(clause) if len(e) > 3]
-    for name in names[1:]:
-        swap = next((o for o in others if o not in clause and o != name), None)
-        if swap:
-            return clause.replace(name, swap, 1)
-    return None
-
-
-def check_questions(sentence: str, others: list[str]) -> list[tuple[str, str]]:
-    """'Is it true that ...?' about the sentence's first clause, answered 'Yes.' and, with one fact
-    changed, 'No.'; both followed by the sentence itself, so the answer shows the evidence."""
-    s = answer_sentence(sentence).rstrip(".")
-    clause = clause_with(s, 0, min(len(s), 30))
-    statement = clause[0].lower() + clause[1:] if not clause[:2].isupper() and not ENTITY.match(clause) else clause
-    out = [(f"Is it true that {statement}?", f"Yes. {answer_sentence(sentence)}")]
-    wrong = false_variant(statement, others)
-    if wrong:
-        out.append((f"Is it true that {wrong}?", f"No. {answer_sentence(sentence)}"))
-    return out
-
-
 def near_miss_questions(sentence: str, source: str, stem: str) -> list[tuple[str, str]]:
     """Questions about the sentence's event that ask for a detail the whole passage lacks (a date, a
     sum of money), answered with an abstention naming the missing detail."""
@@ -194,19 +159,24 @@ def near_miss_questions(sentence: str, source: str, stem: str) -> list[tuple[str
 
 
 def sentence_questions(source: str, abstain_answer: str) -> list[list[tuple[str, str, str]]]:
-    """Per passage sentence: (question, answer, kind) triples. Answered by the sentence (topic, cloze
-    and yes/no questions) or, for details the whole passage lacks, by an abstention."""
+    """Per passage sentence: (question, answer, kind) triples. Answered by the sentence (topic, cloze,
+    what/why/how and yes/no questions, plus a reworded copy of each) or, for details the whole passage
+    lacks, by an abstention. A yes/no question with a false premise is answered 'No.' + the sentence."""
     sents = sentences(source)
     counts = Counter(e for s in sents for e in set(entities(s)))
-    names = [e for e, _ in counts.most_common() if len(e) > 3]
+    subject = main_entities(source)[0]
     stem = abstain_answer.rstrip(".")
     out = []
     for sent in sents:
         answer = answer_sentence(sent)
         own = [e for e in dict.fromkeys(entities(sent)) if counts[e] == 1][:2]
-        items = [(f"What does the source say about {topic}?", answer, "passage") for topic in own]
-        items += [(q, answer, "passage") for q in cloze_questions(sent)]
-        items += [(q, a, "passage") for q, a in check_questions(sent, names)]
+        asked = [f"What does the source say about {topic}?" for topic in own]
+        asked += about_questions(sent, own, subject)
+        asked += cloze_questions(sent)
+        items = []
+        for q, kind in [(q, "answer") for q in asked] + clause_questions(answer):
+            reply = f"No. {answer}" if kind == "false" else f"Yes. {answer}" if YES_NO.match(q) else answer
+            items += [(x, reply, "passage") for x in (q, paraphrase(q)) if x]
         items += [(q, a, "abstain") for q, a in near_miss_questions(sent, source, stem)]
         out.append(items)
     return out

@@ -1,0 +1,157 @@
+"""Rule-based questions from declarative news sentences (English), for passage-grounded augmentation.
+
+A small model cannot write good questions itself (SmolLM2-135M was tried: it answers "What?"), so
+this module turns "Subject [aux] [adverb] verb rest" clauses into the question forms people ask:
+"What did Rutte welcome?", "Why did Rutte welcome Germany's decision?", "How did Rutte react to
+Germany's decision?", "Did Rutte criticise Germany's decision?" (false premise), "What did Rutte say
+about China?". `paraphrase` then swaps in generic synonyms and country metonyms (Germany -> Berlin),
+so that rewordings of a question reach the same sentence. Everything is deterministic.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+AUX = {"has", "have", "had", "is", "are", "was", "were", "will", "would", "can", "could", "should", "must", "may"}
+STANCE = {"welcomed", "criticised", "criticized", "praised", "condemned", "supported", "opposed", "rejected",
+          "backed", "applauded", "endorsed", "questioned"}
+OPPOSITE = {"welcome": "criticise", "criticise": "welcome", "criticize": "welcome", "praise": "condemn",
+            "condemn": "praise", "support": "oppose", "oppose": "support", "back": "oppose", "reject": "accept",
+            "accept": "reject", "endorse": "reject", "emphasize": "dismiss", "emphasise": "dismiss",
+            "underline": "dismiss", "increase": "cut", "raise": "cut", "call": "refuse to call"}
+PURPOSE = re.compile(r"\b(to counter|to sustain|to support|to strengthen|to bolster|in order to|so that|stating that|"
+                     r"because|as a|to deter|to protect|to help|to ensure|to push|to pressure)\b")
+PREPOSITIONS = {"for", "on", "to", "with", "about", "of", "in", "against", "from", "at", "into"}
+TITLE_WORDS = r"(?:[A-Z][\w'’.-]*|of|the|and)"
+SUBJECT = re.compile(rf"^[A-Z][\w'’.-]*(?:\s+{TITLE_WORDS})*")
+
+# Generic synonyms for news wording (question side only). Keys are matched as whole words, case-sensitive.
+SYNONYMS = {
+    "Secretary General": "chief", "provide": "supply", "providing": "supplying", "additional": "extra",
+    "increase": "boost", "defense spending": "military budgets", "defense": "defence", "weapons": "arms",
+    "emphasized": "stressed", "emphasize": "stress", "support": "backing", "countries": "nations",
+    "members": "member states", "talks": "discussions", "acquiring": "buying", "significantly": "sharply",
+    "decision": "move", "necessity": "need", "consequences": "effects", "potential": "possible",
+    "consistently": "repeatedly", "called for": "urged", "noted": "pointed to", "welcomed": "praised",
+    "officials": "representatives", "aggression": "attacks", "deterrent": "warning", "finalize": "complete",
+}
+# Country -> (capital used as metonym, demonym). A generic gazetteer, not specific to any passage.
+COUNTRIES = {
+    "Germany": ("Berlin", "German"), "Ukraine": ("Kyiv", "Ukrainian"), "Russia": ("Moscow", "Russian"),
+    "China": ("Beijing", "Chinese"), "U.S.": ("Washington", "American"), "United States": ("Washington", "American"),
+    "France": ("Paris", "French"), "United Kingdom": ("London", "British"), "Britain": ("London", "British"),
+    "Italy": ("Rome", "Italian"), "Spain": ("Madrid", "Spanish"), "Poland": ("Warsaw", "Polish"),
+    "Japan": ("Tokyo", "Japanese"), "India": ("New Delhi", "Indian"), "Canada": ("Ottawa", "Canadian"),
+    "Netherlands": ("The Hague", "Dutch"), "Turkey": ("Ankara", "Turkish"), "Iran": ("Tehran", "Iranian"),
+    "Israel": ("Jerusalem", "Israeli"), "Brazil": ("Brasilia", "Brazilian"), "Sweden": ("Stockholm", "Swedish"),
+    "Finland": ("Helsinki", "Finnish"), "Norway": ("Oslo", "Norwegian"), "Belgium": ("Brussels", "Belgian"),
+    "Australia": ("Canberra", "Australian"), "South Korea": ("Seoul", "South Korean"), "Taiwan": ("Taipei", "Taiwanese"),
+}
+
+
+@dataclass
+class Clause:
+    """'Subject [aux] [adverbs] verb rest', from the start of a sentence."""
+
+    subject: str
+    aux: str | None
+    adverbs: str
+    verb: str
+    rest: str
+
+    def short_subject(self) -> str:
+        """'NATO Secretary General Mark Rutte' -> 'Rutte' (the last capitalised word of a long name)."""
+        words = self.subject.split()
+        return words[-1] if len(words) > 2 else self.subject
+
+    def object_phrase(self) -> str:
+        """The verb's object up to the first comma, 'to'-infinitive of purpose or 'that'-clause."""
+        return re.split(r",| stating | to counter| to sustain| so that| in order to| that ", self.rest)[0].strip()
+
+
+def parse_clause(sentence: str) -> Clause | None:
+    """Find subject, optional auxiliary, adverbs and main verb; None when the sentence does not open
+    with a capitalised subject followed by a lower-case verb."""
+    s = re.sub(r"^(\w+), [^,]{3,60}, ", r"\1 ", sentence.strip().rstrip("."))  # "Rutte, in talks ..., emphasized"
+    m = SUBJECT.match(s)
+    if not m:
+        return None
+    subject = re.sub(r"\s+(?:of|the|and)$", "", m.group(0)).strip()
+    words = s[len(subject):].split()
+    aux = words.pop(0) if words and words[0] in AUX else None
+    adverbs = []
+    while words and words[0].endswith("ly") and len(words) > 1:
+        adverbs.append(words.pop(0))
+    if aux and words and words[0] == "been":
+        aux = f"{aux} been"
+        words.pop(0)
+    if not words or not words[0].isalpha() or not words[0].islower() or words[0] in PREPOSITIONS:
+        return None
+    return Clause(subject, aux, " ".join(adverbs), words[0], " ".join(words[1:]))
+
+
+def base_form(verb: str) -> str:
+    """Present stem of a regular past-tense verb: welcomed -> welcome, called -> call, carried -> carry."""
+    if verb.endswith("ied"):
+        return verb[:-3] + "y"
+    if verb.endswith("eed"):
+        return verb[:-1]
+    if not verb.endswith("ed"):
+        return verb
+    stem = verb[:-2]
+    if len(stem) > 2 and stem[-1] == stem[-2] and stem[-1] not in "lsz":
+        return stem[:-1]  # planned -> plan
+    if len(stem) > 2 and stem[-1] not in "aeiouwy" and stem[-2] in "aeiou" and stem[-3] not in "aeiou":
+        return stem + "e"  # welcomed -> welcome, noted -> note, emphasized -> emphasize
+    if stem.endswith(("iz", "is", "at", "in", "v", "rg", "dg", "nc", "rc", "ns", "rs", "as")):
+        return stem + "e"  # advocated -> advocate, underlined -> underline, urged -> urge
+    return stem
+
+
+def _ask(aux: str | None, subject: str, adverbs: str, verb: str, tail: str = "") -> str:
+    """Question word order: 'did Rutte welcome X' or 'has Rutte consistently called for X'."""
+    if aux:
+        first, *more = aux.split()
+        words = [first, subject, *more, adverbs, verb, tail]
+    else:
+        words = ["did", subject, adverbs, base_form(verb), tail]
+    return " ".join(w for w in words if w)
+
+
+def clause_questions(sentence: str) -> list[tuple[str, str]]:
+    """(question, kind) for one sentence; kind is 'answer' (the sentence answers it) or 'false'
+    (a yes/no question whose premise the sentence contradicts)."""
+    c = parse_clause(sentence)
+    if c is None:
+        return []
+    who = c.short_subject()
+    obj = c.object_phrase()
+    particle = obj.split()[0] if obj.split() and obj.split()[0] in PREPOSITIONS else ""
+    out = [(f"What {_ask(c.aux, who, c.adverbs, c.verb, particle)}?", "answer")]
+    if obj:
+        out.append((f"{_ask(c.aux, who, c.adverbs, c.verb, obj)[0].upper()}{_ask(c.aux, who, c.adverbs, c.verb, obj)[1:]}?",
+                    "answer"))
+        opposite = OPPOSITE.get(base_form(c.verb))
+        if opposite and not c.aux:
+            out.append((f"Did {who} {opposite} {obj}?", "false"))
+    if c.verb in STANCE and obj:
+        out.append((f"How did {who} react to {obj}?", "answer"))
+    if PURPOSE.search(c.rest) and obj and not particle:
+        out.append((f"Why {_ask(c.aux, who, c.adverbs, c.verb, obj)}?", "answer"))
+    return out
+
+
+def about_questions(sentence: str, names: list[str], subject: str) -> list[str]:
+    """'What did <subject> say about <name>?' for the names this sentence mentions."""
+    return [f"What did {subject} say about {n}?" for n in names if n in sentence and subject not in n]
+
+
+def paraphrase(question: str) -> str | None:
+    """The question with generic synonyms and country metonyms swapped in, or None if nothing applies."""
+    out = question.replace("U.S. ", "American ")
+    for country, (capital, _) in COUNTRIES.items():  # metonym only where a government acts: "Germany's decision"
+        out = re.sub(rf"\b{re.escape(country)}['’]s\b", f"{capital}'s", out)
+    for word, synonym in SYNONYMS.items():
+        out = re.sub(rf"\b{re.escape(word)}\b", synonym, out)
+    return out if out != question else None

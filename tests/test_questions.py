@@ -1,0 +1,36 @@
+import pytest
+
+from groundtune.questions import base_form, clause_questions, parse_clause, paraphrase
+
+
+@pytest.mark.parametrize("past, stem", [("welcomed", "welcome"), ("noted", "note"), ("emphasized", "emphasize"),
+                                        ("underlined", "underline"), ("called", "call"), ("advocated", "advocate"),
+                                        ("urged", "urge"), ("planned", "plan"), ("warned", "warn"), ("carried", "carry"),
+                                        ("agreed", "agree"), ("endorsed", "endorse"), ("said", "said")])
+def test_base_form(past, stem):
+    assert base_form(past) == stem
+
+
+def test_parse_clause_skips_an_inserted_phrase():
+    c = parse_clause("Rutte, in talks with Ukrainian officials, emphasized the importance of acquiring U.S. weapons.")
+    assert (c.subject, c.aux, c.verb) == ("Rutte", None, "emphasized")
+    c = parse_clause("Rutte has consistently called for unity among NATO members.")
+    assert (c.aux, c.adverbs, c.verb, c.rest) == ("has", "consistently", "called", "for unity among NATO members")
+    assert parse_clause("In 2024 the council met.") is None
+
+
+def test_clause_questions_forms():
+    qs = dict(clause_questions("Rutte welcomed Germany's decision to provide Ukraine with two additional Patriot "
+                               "missile systems, stating that this move will bolster Ukraine's air defense."))
+    assert qs["What did Rutte welcome?"] == "answer"
+    assert qs["Did Rutte criticise Germany's decision to provide Ukraine with two additional Patriot missile systems?"] == "false"
+    assert "How did Rutte react to Germany's decision to provide Ukraine with two additional Patriot missile systems?" in qs
+    assert "Why did Rutte welcome Germany's decision to provide Ukraine with two additional Patriot missile systems?" in qs
+    qs = dict(clause_questions("Rutte has consistently called for unity among NATO members in support of Ukraine."))
+    assert "What has Rutte consistently called for?" in qs
+    assert "Has Rutte consistently called for unity among NATO members in support of Ukraine?" in qs
+
+
+def test_paraphrase_uses_generic_synonyms_and_metonyms():
+    assert paraphrase("Did Germany's decision provide U.S. weapons?") == "Did Berlin's move supply American arms?"
+    assert paraphrase("Who?") is None
