@@ -95,6 +95,7 @@ def tiny_run_overrides(model_dir: Path, out: Path, **extra) -> dict:
         "data.path": str(SEED),
         "train.epochs": 1,
         "train.batch_size": 8,
+        "train.grad_accum": 1,
         "train.logging_steps": 1,
         "eval.enabled": False,
     }

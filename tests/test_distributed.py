@@ -4,7 +4,8 @@ Both runs see the same examples in each optimizer step: the Trainer's sampler dr
 from the seed, and under DDP accelerate deals its consecutive per-device batches out to the processes
 (step k: process 0 gets examples 8k..8k+3, process 1 gets 8k+4..8k+7). Length grouping (which groups by
 per-device batch size) and LoRA dropout (a random mask per process) are off so the two runs are the
-same computation; 0.5 epochs = 4 full steps of 8 out of the 63 examples, so no ragged last batch.
+same computation; 0.5 epochs of the default dataset in full steps of 8 (gradient accumulation 1, set by
+tiny_run_overrides), so no ragged last batch.
 """
 
 import json
