@@ -15,7 +15,14 @@ QUESTIONS = ["Who is Rutte?", "How many Patriot systems did Germany provide to U
 
 @pytest.fixture(scope="module")
 def model(tokenizer):
-    return build_tiny_model(tokenizer, seed=3).eval()
+    """The tiny model with larger random weights: at the default init scale it repeats one token for every
+    prompt, which would hide a row mix-up; with these, each prompt gets its own varied continuation."""
+    m = build_tiny_model(tokenizer, seed=3).eval()
+    with torch.no_grad():
+        for name, p in m.named_parameters():
+            if "norm" not in name:
+                p.normal_(0, 0.3)
+    return m
 
 
 def prompts(tokenizer):
@@ -46,14 +53,19 @@ def test_batch_greedy_equals_generate(model, tokenizer, use_prefix):
         assert g == reference(model, p, 12, tokenizer.eos_token_id)
 
 
-def test_batch_greedy_stops_rows_at_eos(model, tokenizer):
+@pytest.mark.parametrize("use_prefix", [True, False])
+def test_batch_greedy_stops_rows_at_eos(model, tokenizer, use_prefix):
+    """Rows that finish early leave the batch; the rows still running decode exactly as alone."""
     ps = prompts(tokenizer)
-    first = batch_greedy(model, ps, 6, tokenizer.eos_token_id, tokenizer.pad_token_id)
-    eos = first[0][-1]  # pretend the last token of row 0 is the end-of-turn token
-    got = batch_greedy(model, ps, 6, eos, tokenizer.pad_token_id)
-    for row, full in zip(got, first):
+    prefix = PrefixCache(model, shared_prefix(ps)) if use_prefix else None
+    first = batch_greedy(model, ps, 12, tokenizer.eos_token_id, tokenizer.pad_token_id, prefix)
+    # pretend a token of row 0 that some other row never produces is the end-of-turn token
+    eos = next(t for t in first[0] if any(t not in other for other in first[1:]))
+    got = batch_greedy(model, ps, 12, eos, tokenizer.pad_token_id, prefix)
+    for p, row, full in zip(ps, got, first):
         assert row == (full[: full.index(eos) + 1] if eos in full else full)
-    assert any(len(row) < 6 for row in got)
+        assert row == reference(model, p, 12, eos)
+    assert len(got[0]) < 12 and any(len(row) == 12 for row in got), "one row stopped early, another ran on"
 
 
 def test_find_draft_prefers_longest_recent_match():

@@ -152,14 +152,21 @@ def test_unwritable_output_folder(tmp_path, tiny_model_dir, capsys):
     assert not target.exists()
 
 
+@pytest.mark.parametrize("command", ["ask", "eval", "export", "publish"])
 @pytest.mark.parametrize("model", ["no-such-folder", "empty-folder"])
-def test_ask_with_a_bad_model_folder(model, tmp_path, capsys):
+def test_a_bad_model_folder(command, model, tmp_path, capsys):
     path = tmp_path / model
     if model == "empty-folder":
         path.mkdir()
-    code, err, _ = run_cli(["ask", "--model", str(path), "Who?"], capsys)
-    expected = "model folder not found" if model == "no-such-folder" else "not a model folder (no config.json)"
-    assert code == 2 and len(err) == 1 and err[0].startswith(f"groundtune: error: {path}: {expected}")
+    out = tmp_path / "out"
+    args = {"ask": ["Who?"], "eval": ["--out", str(out)], "export": ["--merged", str(out)],
+            "publish": ["--repo-id", "me/model", "--dry-run", "--staging-dir", str(out)]}[command]
+    code, err, _ = run_cli([command, "--model", str(path), *args], capsys)
+    missing = "run folder not found" if command == "publish" else "model folder not found"
+    empty = "not a groundtune run folder (no manifest.json)" if command == "publish" else "not a model folder (no config.json)"
+    expected = missing if model == "no-such-folder" else empty
+    assert code == 2 and len(err) == 1 and err[0].startswith(f"groundtune: error: {path}: {expected}"), err
+    assert not out.exists(), "nothing written"
 
 
 def test_debug_flag_shows_the_traceback(tmp_path):

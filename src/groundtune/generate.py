@@ -75,22 +75,25 @@ def batch_greedy(model, prompts: list[list[int]], max_new_tokens: int, eos_token
     cache = prefix.expanded(n_rows) if prefix is not None else DynamicCache(config=model.config)
     next_pos = positions[:, -1] + 1
     eos = torch.tensor([eos_token_id] if isinstance(eos_token_id, int) else list(eos_token_id), device=device)
-    done = torch.zeros(n_rows, dtype=torch.bool, device=device)
     out: list[list[int]] = [[] for _ in range(n_rows)]
+    rows = list(range(n_rows))  # the prompts still being decoded; finished ones leave the batch
     for _ in range(max_new_tokens):
         logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache,
                        use_cache=True, logits_to_keep=1).logits[:, -1]
         token = logits.argmax(-1)
-        token = torch.where(done, torch.full_like(token, pad_token_id), token)
-        for row in (~done).nonzero().flatten().tolist():
-            out[row].append(int(token[row]))
-        done |= torch.isin(token, eos)
-        if bool(done.all()):
+        for i, t in enumerate(token.tolist()):
+            out[rows[i]].append(t)
+        finished = torch.isin(token, eos)
+        if bool(finished.all()):
             break
-        ids = token[:, None]
-        positions = next_pos[:, None]
+        ids, positions = token[:, None], next_pos[:, None]
         next_pos = next_pos + 1
-        mask = torch.cat([mask, mask.new_ones(n_rows, 1)], dim=1)
+        mask = torch.cat([mask, mask.new_ones(len(rows), 1)], dim=1)
+        if bool(finished.any()):
+            keep = (~finished).nonzero().flatten()
+            cache.batch_select_indices(keep)
+            ids, positions, next_pos, mask = ids[keep], positions[keep], next_pos[keep], mask[keep]
+            rows = [rows[i] for i in keep.tolist()]
     return out
 
 

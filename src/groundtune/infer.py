@@ -117,9 +117,10 @@ class Answerer:
 
         lookup_greedy(self.model, prompt, self.max_new_tokens, self.tokenizer.eos_token_id, self.corpus,
                       prefix=self.prefix(), on_tokens=on_tokens)
-        write("\n")
+        answer = self._decode(tokens)
+        write(answer[len(shown):] + "\n")  # whatever was held back (a cut-off character at the token limit)
         _flush()
-        return self._decode(tokens)
+        return answer
 
 
 def _flush() -> None:
