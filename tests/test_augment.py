@@ -1,3 +1,5 @@
+import re
+
 from groundtune.augment import (abstention_pairs, answer_sentence, augment, cloze_questions, evidence_pairs,
                                 grounded_answer, main_entities, passage_pairs, reword, sentences)
 from groundtune.config import AugmentConfig
@@ -41,7 +43,10 @@ def test_passage_answers_are_passage_sentences_or_abstentions():
     assert len(pairs) >= 40
     allowed = {answer_sentence(s) for s in sentences(SOURCE)}
     for p in pairs:
-        if p.kind == "passage":
+        title = re.fullmatch(r"(.+) is the (.+)\.", p.answer)
+        if p.kind == "passage" and title and p.answer not in allowed:  # "Mark Rutte is the NATO Secretary General."
+            assert f"{title.group(2)} {title.group(1)}" in SOURCE, p.answer
+        elif p.kind == "passage":
             assert p.answer.removeprefix("Yes. ").removeprefix("No. ") in allowed, p.answer
         else:
             assert p.kind == "abstain" and p.answer.startswith("The source does not say;")
@@ -90,3 +95,14 @@ def test_augment_counts_and_no_duplicate_questions():
     added = [normalize_question(p.question) for p in out if p.kind != "user"]
     assert len(added) == len(set(added))
     assert out == augment(PAIRS, cfg, "The source does not say."), "deterministic"
+
+
+def test_knowledge_questions_ask_about_countries_the_passage_names():
+    rutte = abstention_pairs(SOURCE, 30, "The source does not say.", "x")
+    known = [p for p in rutte if "currency" in p.question or "capital of" in p.question or "population" in p.question]
+    assert known and all(p.answer.startswith("The source does not say; it does not give the ") for p in known)
+    assert all(any(c in p.question for c in ("Germany", "Ukraine", "Russia", "China", "Brazil", "India")) for p in known)
+    assert len({p.question.split(" of ")[-1] for p in known if " of " in p.question}) > 1, "spread over countries"
+    capital = SOURCE + " Kyiv is the capital of Ukraine."
+    assert not any("capital" in p.question for p in abstention_pairs(capital, 30, "The source does not say.", "x"))
+    assert not any("currency" in p.question for p in abstention_pairs(OTHER, 30, "No.", "x")), "OTHER names no country"

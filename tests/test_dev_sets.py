@@ -109,3 +109,18 @@ def test_groundtune_reader_accepts_the_sets(prefix, seed):
     pairs = read_jsonl(SETS[prefix][0], passage)
     validate_pairs(pairs, max_length=1024)
     assert len(pairs) == len(rows(SETS[prefix][0]))
+
+
+@pytest.mark.parametrize("prefix", SETS)
+def test_no_dev_question_is_generated_for_training(prefix):
+    """The augmented training set of the default config asks none of the dev questions (after normalisation).
+    Template-level likeness remains (e.g. 'What is the capital of X?' for a country the passage names) and is
+    disclosed in the README; only exact questions are ruled out here."""
+    from groundtune.augment import augment
+    from groundtune.config import load_config
+
+    cfg = load_config(REPO / "configs" / "smollm2-135m-cpu.yaml")
+    training = {normalize_question(p.question) for p in augment(read_seed(SEED), cfg.data.augment, cfg.data.abstain_answer)}
+    assert len(training) > 100
+    leaked = [r["id"] for r in rows(SETS[prefix][0]) if normalize_question(r["question"]) in training]
+    assert not leaked

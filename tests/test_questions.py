@@ -34,3 +34,22 @@ def test_clause_questions_forms():
 def test_paraphrase_uses_generic_synonyms_and_metonyms():
     assert paraphrase("Did Germany's decision provide U.S. weapons?") == "Did Berlin's move supply American arms?"
     assert paraphrase("Who?") is None
+
+
+def test_when_question_keeps_the_clause():
+    from groundtune.questions import when_question
+
+    assert when_question("Rutte welcomed Germany's decision to provide two systems.") == (
+        "When did Rutte welcome Germany's decision to provide two systems?")
+    assert when_question("Rutte spoke.") is None  # no object to ask about
+
+
+def test_title_questions_ask_who_holds_a_title():
+    from groundtune.questions import title_questions
+
+    qa = dict(title_questions("NATO Secretary General Mark Rutte has been at the forefront of the talks."))
+    assert qa["Who is the Secretary General of NATO?"] == "Mark Rutte is the NATO Secretary General."
+    assert qa["What is Mark Rutte's title?"] == "Mark Rutte is the NATO Secretary General."
+    assert dict(title_questions("German Chancellor Friedrich Merz spoke."))["Who is the Chancellor of Germany?"] == (
+        "Friedrich Merz is the German Chancellor.")
+    assert title_questions("Rutte welcomed Germany's decision.") == []

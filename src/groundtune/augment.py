@@ -25,7 +25,8 @@ import re
 from collections import Counter
 
 from groundtune.config import AugmentConfig
-from groundtune.questions import about_questions, clause_questions, paraphrase
+from groundtune.questions import (COUNTRIES, about_questions, clause_questions, paraphrase, title_questions,
+                                  when_question)
 from groundtune.readers import Pair, normalize_question
 
 # Rewordings that keep a question's meaning: (frame, lower-case the question's first letter).
@@ -50,6 +51,14 @@ OFF_TOPIC_FRAMES = [
     "What did the passage report about {t}?",
     "How is {t} described in the text?",
     "What did {s} say about {t}?",
+]
+# General-knowledge questions about a country the passage names: (question, what is missing, pattern
+# that means the passage HAS it). The model must not answer them from what it knew before training.
+KNOWLEDGE_QUESTIONS = [
+    ("What is the capital of {c}?", "capital of {c}", r"\bcapital\b"),
+    ("What is the population of {c}?", "population of {c}", r"\b(population|inhabitants|citizens)\b"),
+    ("What currency does {c} use?", "currency of {c}", r"\b(currency|euros?|dollars?|roubles?|rubles?|yuan|hryvnias?)\b"),
+    ("Who is the head of government of {c}?", "head of government of {c}", r"\b(prime minister|chancellor|premier)\b"),
 ]
 # Details a passage may lack: (question, what the answer says is missing, pattern that means the passage HAS it).
 MISSING_DETAILS = [
@@ -152,7 +161,8 @@ def near_miss_questions(sentence: str, source: str, stem: str) -> list[tuple[str
     clause = clause_with(s, 0, min(len(s), 30))
     out = []
     if not re.search(MISSING_DETAILS[0][2], source, flags=re.IGNORECASE):
-        out.append((f"{clause}. On what date did this happen?", f"{stem}; it gives no date."))
+        asked = when_question(s) or f"{clause}. On what date did this happen?"
+        out.append((asked, f"{stem}; it gives no date."))
     if not re.search(MISSING_DETAILS[1][2], source, flags=re.IGNORECASE):
         out.append((f"{clause}. How much money was involved?", f"{stem}; it gives no amount of money."))
     return out
@@ -177,6 +187,7 @@ def sentence_questions(source: str, abstain_answer: str) -> list[list[tuple[str,
         for q, kind in [(q, "answer") for q in asked] + clause_questions(answer):
             reply = f"No. {answer}" if kind == "false" else f"Yes. {answer}" if YES_NO.match(q) else answer
             items += [(x, reply, "passage") for x in (q, paraphrase(q)) if x]
+        items += [(q, a, "passage") for q, a in title_questions(answer)]
         items += [(q, a, "abstain") for q, a in near_miss_questions(sent, source, stem)]
         out.append(items)
     return out
@@ -227,7 +238,13 @@ def abstention_pairs(source: str, n: int, answer: str, path: str) -> list[Pair]:
     topics = [t for t in OFF_TOPICS if not any(w in lowered for w in re.findall(r"[a-z]{4,}", t.lower()))]
     off = [(OFF_TOPIC_FRAMES[i % len(OFF_TOPIC_FRAMES)].format(t=t, s=subject), f"{stem}; it does not mention {t}.")
            for i, t in enumerate(topics)]
-    mixed = [x for pair in zip(details, off) for x in pair] + details[len(off):] + off[len(details):]
+    countries = [c for c in COUNTRIES if re.search(rf"\b{re.escape(c)}\b", source)]
+    asks = [(q, what) for q, what, has in KNOWLEDGE_QUESTIONS if not re.search(has, source, flags=re.IGNORECASE)]
+    known = [(q.format(c=c), f"{stem}; it does not give the {what.format(c=c)}.")  # each round: every question,
+             for k in range(len(countries)) for j, (q, what) in enumerate(asks)  # each about another country
+             for c in [countries[(j + k) % len(countries)]]]
+    streams = [details, off, known]
+    mixed = [s[i] for i in range(max(map(len, streams))) for s in streams if i < len(s)]
     return [Pair(q, a, source, path, i + 1, kind="abstain") for i, (q, a) in enumerate(mixed[:n])]
 
 

@@ -105,13 +105,14 @@ def part_train(variant: str, config: str, n: int, epochs: float) -> dict:
     t0 = time.perf_counter()
     trainer.train()
     seconds = time.perf_counter() - t0
+    peak_rss = _peak_rss_mb()  # loading + training; before the loss pass below
     tokens = sum(tokenized["length"]) * epochs
     result = {"variant": variant, "examples": n, "epochs": epochs, "seconds": round(seconds, 2),
               "tokens": int(tokens), "tokens_per_s": round(tokens / seconds, 1),
               "batch_size": 1 if variant == "baseline" else cfg.train.batch_size,
               "learning_rate": BASELINE_LR if variant == "baseline" else cfg.train.learning_rate,
               "final_loss": round(final_loss(peft_model, tokenized, tokenizer.pad_token_id), 4),
-              "peak_rss_mb": round(_peak_rss_mb(), 1)}
+              "peak_rss_mb": round(peak_rss, 1)}
     if variant == "groundtune":
         peft_model.train()
         flops = epoch_flops(peft_model, tokenized, PrefixSharingCollator(tokenizer.pad_token_id), cfg.train.batch_size)
@@ -197,7 +198,7 @@ def run_bench(config: str, model_dir: str, out_dir: str, n_train: int = 24, epoc
         from groundtune.errors import GroundtuneError
 
         raise GroundtuneError("no trained model to benchmark generation on; run `make run` first", model_dir)
-    results: dict = {"environment": environment(), "peak": _subprocess(["peak"])}
+    results: dict = {"environment": environment(), "peak": _subprocess(["peak"]), "gpu": gpu_note()}
     variants = ["groundtune", "groundtune-noshare"] + ([] if skip_baseline else ["baseline"])
     results["train"] = {v: _subprocess(["train", v, config, str(n_train), str(epochs)]) for v in variants}
     results["eval"] = _subprocess(["generate", "eval", model_dir, str(n_eval), "96"])
@@ -208,6 +209,14 @@ def run_bench(config: str, model_dir: str, out_dir: str, n_train: int = 24, epoc
     (out / "bench.md").write_text(markdown(results), encoding="utf-8")
     print(markdown(results))
     return results
+
+
+def gpu_note() -> str:
+    """The bench measures the CPU path; on a CUDA machine it says so rather than pretending to cover the GPU."""
+    if torch.cuda.is_available():
+        return (f"CUDA device present ({torch.cuda.get_device_name(0)}) but not benchmarked: the numbers above are "
+                "CPU runs; time a GPU config with `groundtune run --config configs/qwen2.5-0.5b-gpu.yaml`")
+    return "no CUDA device: the GPU configs (bf16, 4-bit) were not measured on this machine"
 
 
 def markdown(r: dict) -> str:
@@ -235,6 +244,8 @@ def markdown(r: dict) -> str:
     lines.append(f"| training FLOP/s vs measured fp32 matmul peak | {peak['matmul_gflops']} GFLOP/s peak "
                  f"({peak['isa']}, {peak['threads']} threads) | {ours['achieved_gflops']} GFLOP/s | "
                  f"{ours['achieved_gflops'] / peak['matmul_gflops']:.0%} | |")
+    if "gpu" in r:
+        lines += ["", f"GPU: {r['gpu']}."]
     return "\n".join(lines) + "\n"
 
 

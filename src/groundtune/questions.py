@@ -142,6 +142,40 @@ def clause_questions(sentence: str) -> list[tuple[str, str]]:
     return out
 
 
+TITLE = re.compile(
+    r"\b(?:(?P<org>[A-Z][A-Za-z.&]+)\s+)?(?P<title>Secretary[- ]General|Prime Minister|Chancellor|President|"
+    r"(?:Foreign|Defen[cs]e|Finance) Minister|Minister|Chief Executive|CEO|Mayor|Director|Governor|Chair(?:man|woman)?|"
+    r"Spokes(?:wo)?man|Ambassador|Commander|Senator|Prosecutor)\s+(?P<name>[A-Z][a-z]+(?:\s+[A-Z][a-z]+){1,2})\b")
+
+
+def title_questions(sentence: str) -> list[tuple[str, str]]:
+    """Who holds a title the sentence gives ('NATO Secretary General Mark Rutte'), asked both ways and
+    answered with that apposition only: 'Who is the Secretary General of NATO?' -> 'Mark Rutte is the NATO
+    Secretary General.'"""
+    out = []
+    for m in TITLE.finditer(sentence):
+        org, title, name = m.group("org"), m.group("title"), m.group("name")
+        if org and org in {"The", "A", "An", "In", "Former", "New"}:
+            org = None
+        role = f"{org} {title}" if org else title
+        answer = f"{name} is the {role}."
+        last = name.split()[-1]
+        asked = [f"Who is the {role}?", f"What is {name}'s title?", f"What is {last}'s job?"]
+        if org:
+            country = next((c for c, (_, adjective) in COUNTRIES.items() if adjective == org), org)  # German -> Germany
+            asked.append(f"Who is the {title} of {country}?")
+        out += [(q, answer) for q in asked]
+    return out
+
+
+def when_question(sentence: str) -> str | None:
+    """'When did Rutte welcome Germany's decision to ...?' for a clause with an object, else None."""
+    c = parse_clause(sentence)
+    if c is None or not c.object_phrase():
+        return None
+    return f"When {_ask(c.aux, c.short_subject(), c.adverbs, c.verb, c.object_phrase())}?"
+
+
 def about_questions(sentence: str, names: list[str], subject: str) -> list[str]:
     """'What did <subject> say about <name>?' for the names this sentence mentions."""
     return [f"What did {subject} say about {n}?" for n in names if n in sentence and subject not in n]
