@@ -25,6 +25,15 @@ BASE_ID = "test-org/tiny-llama"
 SETS = {"train": (9, 9), "dev": (12, 10), "unanswerable": (8, 0)}
 
 
+# what the harness reports as None: metrics that do not apply to a set (as in a real report.json)
+NOT_APPLICABLE = {"train": {"key_fact_accuracy", "abstention_rate"}, "dev": {"abstention_rate"},
+                  "unanswerable": {"key_fact_accuracy", "refusal_rate", "token_recall", "token_f1", "rougeL"}}
+
+
+def applicable(name: str, metrics: dict) -> dict:
+    return {k: None if k in NOT_APPLICABLE[name] else v for k, v in metrics.items()}
+
+
 def write_fixture_report(run: Path, audit=None) -> dict:
     """TEST FIXTURE, not an evaluation: an eval/report.json of the shape `groundtune eval` writes."""
     metrics = {"key_fact_accuracy": 0.5, "abstention_rate": 0.25, "refusal_rate": 0.0, "unsupported_rate": 0.125,
@@ -33,8 +42,9 @@ def write_fixture_report(run: Path, audit=None) -> dict:
         "model": "FIXTURE: made up by tests/test_publish.py, not a real evaluation",
         "base_model": BASE_ID, "created": "2025-01-01T00:00:00", "source_sha256": "f" * 64, "timings_s": {},
         "sets": {name: {"n": n, "answerable": a} for name, (n, a) in SETS.items()},
-        "metrics": {"tuned": {name: {k: v + 0.01 * i for k, v in metrics.items()} for i, name in enumerate(SETS)},
-                    "base": {name: {k: v / 2 for k, v in metrics.items()} for name in SETS}},
+        "metrics": {"tuned": {name: applicable(name, {k: v + 0.01 * i for k, v in metrics.items()})
+                              for i, name in enumerate(SETS)},
+                    "base": {name: applicable(name, {k: v / 2 for k, v in metrics.items()}) for name in SETS}},
         "questions": [],
     }
     if audit is not None:
@@ -93,10 +103,12 @@ def test_dry_run_stages_adapter_repo_with_card(run, tmp_path, capsys):
         "library_name": "peft", "pipeline_tag": "text-generation"}
     assert "groundtune" in data["tags"] and "datasets" not in data
     report = json.loads((run / "eval" / "report.json").read_text())
-    dev = report["metrics"]["tuned"]["dev"]
-    results = {r.metric_type: r.metric_value for r in card.data.eval_results}
-    assert results == {k: round(v, 4) for k, v in dev.items()}
-    assert {r.dataset_split for r in card.data.eval_results} == {"dev"}
+    tuned = report["metrics"]["tuned"]
+    dev = tuned["dev"]
+    results = {(r.dataset_split, r.metric_type): r.metric_value for r in card.data.eval_results}
+    assert results == {(split, k): round(v, 4) for split in ("dev", "unanswerable") for k, v in tuned[split].items()
+                       if v is not None}
+    assert ("unanswerable", "abstention_rate") in results and ("dev", "abstention_rate") not in results
     # the body: base vs tuned tables from the report, the quick start for this repo, the data provenance
     assert "### dev: 12 questions (10 answerable)" in card.text
     row = f"| key_fact_accuracy | 0.250 | {dev['key_fact_accuracy']:.3f} | {dev['key_fact_accuracy'] - 0.25:+.3f} |"

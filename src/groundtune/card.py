@@ -148,15 +148,23 @@ def eval_tables(report: dict) -> dict:
 
 
 def model_index(report: dict, dataset_type: str):
-    """`EvalResult`s for the dev set's tuned metrics: what the Hub shows in the model-index."""
+    """`EvalResult`s for the tuned model's dev-set metrics (and the unanswerable set's, when evaluated): what
+    the Hub shows in the model-index. Metrics that do not apply to a set (None, e.g. abstention on
+    answerable questions) are left out."""
     from huggingface_hub import EvalResult
 
-    dev = report["metrics"]["tuned"][MODEL_INDEX_SET]
-    return [EvalResult(task_type="text-generation", task_name="Grounded question answering",
-                       dataset_type=dataset_type, dataset_name="groundtune dev questions",
-                       dataset_split=MODEL_INDEX_SET, metric_type=metric, metric_name=metric.replace("_", " "),
-                       metric_value=round(float(dev[metric]), 4))
-            for metric in [m for m in METRICS if m in dev] + [m for m in dev if m not in METRICS]]
+    tuned = report["metrics"]["tuned"]
+    results = []
+    for split in [MODEL_INDEX_SET] + [s for s in ("unanswerable",) if s in tuned]:
+        values = tuned[split]
+        for metric in [m for m in METRICS if m in values] + [m for m in values if m not in METRICS]:
+            if values[metric] is None:
+                continue
+            results.append(EvalResult(task_type="text-generation", task_name="Grounded question answering",
+                                      dataset_type=dataset_type, dataset_name=f"groundtune {split} questions",
+                                      dataset_split=split, metric_type=metric, metric_name=metric.replace("_", " "),
+                                      metric_value=round(float(values[metric]), 4)))
+    return results
 
 
 # --------------------------------------------------------------------------------------------------
