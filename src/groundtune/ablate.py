@@ -76,7 +76,7 @@ def ablate(plan: str | Path, out_dir: str | Path, overwrite: bool = False) -> li
         train_s = time.perf_counter() - t0
         report = evaluate_run(folder, cfg.eval)
         if i == 0 and "base" in report["metrics"]:
-            results.append({"name": "untuned base model (same prompt)", "overrides": {}, "train_s": None,
+            results.append({"name": "untuned base model (row 1's prompt)", "overrides": {}, "train_s": None,
                             "metrics": report["metrics"]["base"]})
         results.append({"name": row.name, "overrides": row.overrides, "train_s": round(train_s, 1),
                         "metrics": report["metrics"]["tuned"]})

@@ -114,9 +114,12 @@ def find_draft(context: list[int], corpus: list[list[int]], max_ngram: int = 3, 
 
 @torch.inference_mode()
 def lookup_greedy(model, prompt: list[int], max_new_tokens: int, eos_token_id: int | list[int],
-                  corpus: list[list[int]] = (), prefix: PrefixCache | None = None, k: int = 8,
+                  corpus: list[list[int]] = (), prefix: PrefixCache | None = None, k: int = 16,
                   on_tokens: Callable[[list[int]], None] | None = None) -> list[int]:
-    """Greedy decoding of one prompt with n-gram drafting from the prompt, the output and `corpus`."""
+    """Greedy decoding of one prompt with n-gram drafting from the prompt, the output and `corpus`.
+
+    k = 16 draft tokens per step: on 6 dev questions with the default run, 6 answers took 3.46 s at k = 8,
+    2.81 s at 16, 3.13 s at 24 (2 CPU cores); answers are the same for every k."""
     device = model.device
     eos = {eos_token_id} if isinstance(eos_token_id, int) else set(eos_token_id)
     p = len(prefix.ids) if prefix is not None and prompt[:len(prefix.ids)] == prefix.ids and len(prompt) > len(prefix.ids) else 0
