@@ -116,7 +116,7 @@ def test_dry_run_stages_adapter_repo_with_card(run, tmp_path, capsys):
     assert 'AutoPeftModelForCausalLM.from_pretrained("me/tiny-qa")' in card.text
     assert "9 (file `000_629302d99c87d0b4.txt`" in card.text
     assert "name not in the passage: “Brazil”" in card.text  # groundtune.evaluation.audit ran on the seed
-    assert str(run) not in card.text and "/tmp" not in card.content
+    assert str(run) not in card.text and "/tmp" not in card.content and str(REPO) not in card.content, "no local paths"
 
 
 def test_merged_dry_run_stages_a_transformers_model(run, tmp_path):

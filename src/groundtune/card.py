@@ -89,7 +89,8 @@ def _finding_text(finding) -> str:
              (("unsupported_numbers", "number"), ("unsupported_names", "name")) for span in finding.get(key) or []]
     parts += [f"weakly supported: “{span['text'].strip(' ,;')}”" for span in
               (finding.get("unsupported_sentences") or []) + [finding.get("unsupported_clause") or {}] if span]
-    where = f"`{finding['origin']}` " if finding.get("origin") else ""
+    # origin is "PATH:LINE"; the card names the file only (a local path means nothing on the Hub and leaks the user's layout)
+    where = f"`{Path(str(finding['origin'])).name}` " if finding.get("origin") else ""
     return f"{where}{finding.get('question', '')}: {'; '.join(parts) or 'flagged'}".strip()
 
 
