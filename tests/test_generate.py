@@ -68,23 +68,6 @@ def test_batch_greedy_stops_rows_at_eos(model, tokenizer, use_prefix):
     assert len(got[0]) < 12 and any(len(row) == 12 for row in got), "one row stopped early, another ran on"
 
 
-@pytest.mark.parametrize("use_prefix", [True, False])
-def test_last_row_left_continues_with_drafting_and_stays_exact(model, tokenizer, use_prefix):
-    """Rows finish at different steps; the last one left decodes with lookup drafting from a corpus that
-    holds its true continuation (so drafts are accepted) and a wrong one (so some are rejected)."""
-    ps = prompts(tokenizer)
-    prefix = PrefixCache(model, shared_prefix(ps)) if use_prefix else None
-    first = batch_greedy(model, ps, 30, tokenizer.eos_token_id, tokenizer.pad_token_id, prefix)
-    # an end token that every row but one produces, early enough that the last one decodes alone for a while
-    eos = next(t for row in first for t in row[:10] if sum(t not in other for other in first) == 1)
-    expected = [reference(model, p, 30, eos) for p in ps]
-    longest = max(range(len(ps)), key=lambda i: len(expected[i]))
-    corpus = [expected[longest][5:25], list(reversed(expected[longest]))]
-    got = batch_greedy(model, ps, 30, eos, tokenizer.pad_token_id, prefix, corpus=corpus)
-    assert got == expected
-    assert sorted(len(e) for e in expected)[-2] < len(expected[longest]), "one row decodes alone at the end"
-
-
 def test_find_draft_prefers_longest_recent_match():
     corpus = [[5, 6, 7, 8, 9]]
     assert find_draft([1, 6, 7], corpus, k=2) == [8, 9]

@@ -91,7 +91,7 @@ class Answerer:
         for start in range(0, len(order), batch_size):
             idx = order[start:start + batch_size]
             outs = batch_greedy(self.model, [prompts[i] for i in idx], self.max_new_tokens,
-                                self.tokenizer.eos_token_id, self.tokenizer.pad_token_id, prefix, corpus=self.corpus)
+                                self.tokenizer.eos_token_id, self.tokenizer.pad_token_id, prefix)
             for i, tokens in zip(idx, outs):
                 answers[i] = self._decode(tokens)
             if bar is not None:
