@@ -149,3 +149,21 @@ def test_unknown_cli_key_is_one_line_and_writes_nothing(tmp_path, tiny_model_dir
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and err == ["groundtune: error: --train.epocs: unknown config key (did you mean 'train.epochs'?)"]
     assert not (tmp_path / "out").exists()
+
+
+def test_gradient_checkpointing_trains(tiny_model_dir, tmp_path, monkeypatch):
+    """train.gradient_checkpointing reaches the Trainer (transformers 5 calls it activation checkpointing)."""
+    from transformers import Trainer
+
+    seen = {}
+    original = Trainer.train
+
+    def spy(self, *args, **kwargs):
+        seen["args"] = self.args.activation_checkpointing
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "train", spy)
+    overrides = tiny_run_overrides(tiny_model_dir, tmp_path / "out", **{"train.epochs": 0.1,
+                                                                        "train.gradient_checkpointing": True})
+    assert main(["train", *cli_overrides(overrides)]) == 0
+    assert seen["args"] is True

@@ -13,7 +13,10 @@ its answers copy phrases from that passage. Two exact speed-ups follow:
   have produced is kept, plus the model's own next token. Decoding is memory-bound at batch 1, so
   checking 16 tokens costs about as much as producing one.
 
-Both are checked token for token against `model.generate` in the tests.
+`batch_greedy` also drops rows from the batch as they finish, and both append to the key/value cache
+through `GrowingLayer` (spare capacity instead of a full copy per step: 16 dev questions in 7.7 s
+instead of 8.4 s, mean of 3, same answers). All of it is checked token for token against
+`model.generate` in the tests.
 """
 
 from __future__ import annotations
@@ -23,8 +26,39 @@ from typing import Callable, Sequence
 
 import torch
 from transformers import DynamicCache
+from transformers.cache_utils import DynamicLayer
 
 from groundtune.train import common_prefix_length
+
+
+class GrowingLayer(DynamicLayer):
+    """A DynamicLayer that appends new keys/values into spare capacity instead of concatenating: one copy
+    per doubling rather than a copy of the whole cache at every decoding step. The keys/values it returns
+    are views of the buffer, with the same values as DynamicLayer's."""
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+        n, new = (self.keys.shape[-2] if self.keys.dim() == 4 else 0), key_states.shape[-2]
+        buf = getattr(self, "_buffers", None)
+        if (buf is None or buf[0].shape[-2] < n + new or buf[0].shape[0] != key_states.shape[0]
+                or (n and self.keys.data_ptr() != buf[0].data_ptr())):  # first use, full, or keys replaced (select, repeat)
+            cap = max(2 * (n + new), 64)
+            buf = tuple(t.new_empty((*t.shape[:-2], cap, t.shape[-1])) for t in (key_states, value_states))
+            if n:
+                buf[0][..., :n, :], buf[1][..., :n, :] = self.keys, self.values
+            self._buffers = buf
+        buf[0][..., n:n + new, :], buf[1][..., n:n + new, :] = key_states, value_states
+        self.keys, self.values = buf[0][..., :n + new, :], buf[1][..., :n + new, :]
+        return self.keys, self.values
+
+
+def growing(cache: DynamicCache) -> DynamicCache:
+    """The same cache, its full-attention layers switched to GrowingLayer (sliding-window layers are left)."""
+    for layer in cache.layers:
+        if type(layer) is DynamicLayer:
+            layer.__class__ = GrowingLayer
+    return cache
 
 
 class PrefixCache:
@@ -72,7 +106,7 @@ def batch_greedy(model, prompts: list[list[int]], max_new_tokens: int, eos_token
         mask[row, p + width - len(s):] = 1
         positions[row, width - len(s):] = torch.arange(p, p + len(s))
     ids, mask, positions = ids.to(device), mask.to(device), positions.to(device)
-    cache = prefix.expanded(n_rows) if prefix is not None else DynamicCache(config=model.config)
+    cache = growing(prefix.expanded(n_rows) if prefix is not None else DynamicCache(config=model.config))
     next_pos = positions[:, -1] + 1
     eos = torch.tensor([eos_token_id] if isinstance(eos_token_id, int) else list(eos_token_id), device=device)
     out: list[list[int]] = [[] for _ in range(n_rows)]
@@ -123,7 +157,7 @@ def lookup_greedy(model, prompt: list[int], max_new_tokens: int, eos_token_id: i
     device = model.device
     eos = {eos_token_id} if isinstance(eos_token_id, int) else set(eos_token_id)
     p = len(prefix.ids) if prefix is not None and prompt[:len(prefix.ids)] == prefix.ids and len(prompt) > len(prefix.ids) else 0
-    cache = prefix.expanded(1) if p else DynamicCache(config=model.config)
+    cache = growing(prefix.expanded(1) if p else DynamicCache(config=model.config))
     corpus = [prompt, *corpus]
     pending = prompt[p:]  # tokens not yet in the cache
     out: list[int] = []

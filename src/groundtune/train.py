@@ -225,8 +225,8 @@ def training_arguments(cfg: RunConfig, output_dir: Path, device: str, dtype: tor
         report_to="none",
         remove_unused_columns=False,
         train_sampling_strategy="group_by_length" if t.group_by_length else "random",
-        gradient_checkpointing=t.gradient_checkpointing,
-        gradient_checkpointing_kwargs={"use_reentrant": False} if t.gradient_checkpointing else None,
+        activation_checkpointing=t.gradient_checkpointing,  # transformers 5 name of gradient checkpointing
+        activation_checkpointing_kwargs={"use_reentrant": False} if t.gradient_checkpointing else None,
         ddp_find_unused_parameters=False,
         dataloader_num_workers=0,
         disable_tqdm=False,
