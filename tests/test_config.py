@@ -124,3 +124,13 @@ def test_every_field_is_documented():
     missing = [key for key, _, doc in rows if not doc]
     assert not missing, f"fields without a docstring: {missing}"
     assert field_docs(RunConfig)["seed"].startswith("Seed")
+
+
+def test_code_defaults_are_the_measured_default_recipe():
+    """A config file that leaves keys out gets the recipe the README measured (configs/smollm2-135m-cpu.yaml)."""
+    from conftest import REPO
+
+    code, measured = load_config(None), load_config(REPO / "configs" / "smollm2-135m-cpu.yaml")
+    assert code.data.augment == measured.data.augment
+    assert code.lora == measured.lora
+    assert code.train == measured.train

@@ -102,9 +102,13 @@ def test_gguf_round_trip_tiny(tiny_run_folder, tmp_path, outtype):
     stats = gguf_round_trip(tiny_run_folder, path)
     assert stats["same_ids"] and stats["same_template"]
     assert stats["max_abs_diff"] <= TINY_TOLERANCE[outtype], stats
-    # the tiny random model's logits are near-ties everywhere (no top-2 margin above 0.5): q8_0 may flip
-    # a few of its 450 argmaxes (measured 1 of 450); f32 and f16 flip none
-    assert stats["top1"] >= (0.99 if outtype == "q8_0" else 1.0), stats
+    # The tiny random model's logits are near-ties everywhere (no top-2 margin above 0.5), so q8_0's small
+    # logit error flips some argmaxes (measured 1 to 7 of 450, depending on the trained adapter): for q8_0
+    # the distributions are compared instead (mean KL measured 2e-7). f32 and f16 flip none.
+    if outtype == "q8_0":
+        assert stats["kl"] < 1e-4, stats
+    else:
+        assert stats["top1"] == 1.0, stats
     reader = gguf.GGUFReader(path)
     types = {t.name: t.tensor_type.name for t in reader.tensors}
     assert types["blk.0.attn_norm.weight"] == "F32"

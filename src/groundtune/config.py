@@ -57,11 +57,11 @@ class AugmentConfig:
     """Add questions answered by single passage sentences, with the sentence as the answer."""
     abstention: int = 12
     """Number of questions the passage cannot answer, trained to answer with `data.abstain_answer`."""
-    missing_evidence: int = 3
+    missing_evidence: int = 0
     """Per passage sentence: questions about it asked with that sentence removed from the prompt, answered with `data.abstain_answer` (0 = off)."""
     evidence_kept: int = 2
     """Per removed sentence: questions about other sentences asked with the same shortened prompt, still answered."""
-    seed_repeats: int = 2
+    seed_repeats: int = 3
     """How many times each user pair (with its exact question) appears per epoch."""
 
     def __post_init__(self):
@@ -122,9 +122,9 @@ class ModelConfig:
 class LoraConfig:
     """LoRA adapter shape (PEFT)."""
 
-    r: int = 16
+    r: int = 32
     """Rank of the update matrices."""
-    alpha: int = 32
+    alpha: int = 64
     """Scale numerator: the update is multiplied by alpha / r."""
     dropout: float = 0.0
     """Dropout on the adapter input (each adapted layer then keeps its own copy of its input for backward)."""
