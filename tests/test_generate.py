@@ -53,6 +53,13 @@ def test_batch_greedy_equals_generate(model, tokenizer, use_prefix):
         assert g == reference(model, p, 12, tokenizer.eos_token_id)
 
 
+def test_batch_greedy_with_an_empty_prefix_equals_generate(model, tokenizer):
+    """PrefixCache of no tokens holds no cache; decoding then starts from an empty one."""
+    ps = prompts(tokenizer)
+    got = batch_greedy(model, ps, 8, tokenizer.eos_token_id, tokenizer.pad_token_id, PrefixCache(model, []))
+    assert got == [reference(model, p, 8, tokenizer.eos_token_id) for p in ps]
+
+
 @pytest.mark.parametrize("use_prefix", [True, False])
 def test_batch_greedy_stops_rows_at_eos(model, tokenizer, use_prefix):
     """Rows that finish early leave the batch; the rows still running decode exactly as alone."""

@@ -61,6 +61,12 @@ def growing(cache: DynamicCache) -> DynamicCache:
     return cache
 
 
+def start_cache(model, prefix: "PrefixCache | None", batch_size: int) -> DynamicCache:
+    """A growing cache for `batch_size` rows: copies of the prefix's cache, or empty (no prefix, or an empty one)."""
+    cached = prefix.expanded(batch_size) if prefix is not None else None
+    return growing(cached if cached is not None else DynamicCache(config=model.config))
+
+
 class PrefixCache:
     """The key/value cache of a token prefix, computed once and copied per batch."""
 
@@ -106,7 +112,7 @@ def batch_greedy(model, prompts: list[list[int]], max_new_tokens: int, eos_token
         mask[row, p + width - len(s):] = 1
         positions[row, width - len(s):] = torch.arange(p, p + len(s))
     ids, mask, positions = ids.to(device), mask.to(device), positions.to(device)
-    cache = growing(prefix.expanded(n_rows) if prefix is not None else DynamicCache(config=model.config))
+    cache = start_cache(model, prefix, n_rows)
     next_pos = positions[:, -1] + 1
     eos = torch.tensor([eos_token_id] if isinstance(eos_token_id, int) else list(eos_token_id), device=device)
     out: list[list[int]] = [[] for _ in range(n_rows)]
@@ -157,7 +163,7 @@ def lookup_greedy(model, prompt: list[int], max_new_tokens: int, eos_token_id: i
     device = model.device
     eos = {eos_token_id} if isinstance(eos_token_id, int) else set(eos_token_id)
     p = len(prefix.ids) if prefix is not None and prompt[:len(prefix.ids)] == prefix.ids and len(prompt) > len(prefix.ids) else 0
-    cache = growing(prefix.expanded(1) if p else DynamicCache(config=model.config))
+    cache = start_cache(model, prefix if p else None, 1)
     corpus = [prompt, *corpus]
     pending = prompt[p:]  # tokens not yet in the cache
     out: list[int] = []
