@@ -139,8 +139,8 @@ def cloze_questions(sentence: str) -> list[str]:
         word = m.group(0)
         wh = ("what percentage" if re.search(r"%|percent|per cent", word) else
               "which year" if re.fullmatch(r"(1[89]|20)\d\d", word) else "how many")
-        out.append(f"{clause_with(s, m.start(), m.end())[:m.start()]}{wh}"
-                   f"{clause_with(s, m.start(), m.end())[m.end():]}?")
+        clause = clause_with(s, m.start(), m.end())
+        out.append(f"{clause[:m.start()]}{wh}{clause[m.end():]}?")
     first = ENTITY.match(s)
     if first and first.group(0).split()[0].lower() not in _COMMON_STARTS:
         rest = s[first.end():].lstrip()

@@ -155,7 +155,7 @@ def title_questions(sentence: str) -> list[tuple[str, str]]:
     out = []
     for m in TITLE.finditer(sentence):
         org, title, name = m.group("org"), m.group("title"), m.group("name")
-        if org and org in {"The", "A", "An", "In", "Former", "New"}:
+        if org in {"The", "A", "An", "In", "Former", "New"}:
             org = None
         role = f"{org} {title}" if org else title
         answer = f"{name} is the {role}."
