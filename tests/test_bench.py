@@ -44,3 +44,14 @@ def test_markdown_table_reports_ratios():
     md = bench.markdown(r)
     assert "| 6.00x |" in md and "| 3.00x |" in md and "| 25% |" in md and "| 3.50x |" in md
     json.dumps(r)
+
+
+def test_training_repeats_are_averaged_and_must_agree_on_the_loss():
+    runs = [{"variant": "groundtune", "tokens_per_s": 300.0, "seconds": 10.0, "final_loss": 0.9, "peak_rss_mb": 2000.0,
+             "train_flops": 10**12}, {"variant": "groundtune", "tokens_per_s": 400.0, "seconds": 7.5, "final_loss": 0.9,
+                                      "peak_rss_mb": 2100.0, "train_flops": 10**12}]
+    r = bench.combine(runs)
+    assert r["tokens_per_s"] == 350.0 and r["tokens_per_s_runs"] == [300.0, 400.0] and r["peak_rss_mb"] == 2100.0
+    assert r["achieved_gflops"] == round(10**12 / 8.75 / 1e9, 1)
+    with pytest.raises(RuntimeError, match="different losses"):
+        bench.combine([runs[0], {**runs[1], "final_loss": 0.8}])

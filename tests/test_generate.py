@@ -75,6 +75,32 @@ def test_batch_greedy_stops_rows_at_eos(model, tokenizer, use_prefix):
     assert len(got[0]) < 12 and any(len(row) == 12 for row in got), "one row stopped early, another ran on"
 
 
+@pytest.mark.parametrize("draft_budget", [0, 24, 96])
+def test_batch_greedy_with_drafts_equals_generate(model, tokenizer, draft_budget):
+    """Six rows, two end early (one idles in the batch, then the batch is compacted), the rest draft from
+    a corpus holding parts of their true continuations, plus wrong drafts from the prompt: same tokens."""
+    ps = prompts(tokenizer)
+    ps = ps + [p[:-2] + p[-1:] for p in ps[:2]]  # six distinct prompts
+    prefix = PrefixCache(model, shared_prefix(ps))
+    full = [reference(model, p, 20, tokenizer.eos_token_id) for p in ps]
+    eos = next(t for t in full[0][2:] if all(t not in other[:15] for other in full[2:]))
+    expected = [reference(model, p, 20, eos) for p in ps]
+    assert min(len(e) for e in expected) < 20 and max(len(e) for e in expected) == 20
+    corpus = [e[2:12] for e in expected] + [e[12:] for e in expected]
+    calls = []
+    forward = model.forward
+    model.forward = lambda *a, **kw: calls.append(1) or forward(*a, **kw)
+    try:
+        done = []
+        got = batch_greedy(model, ps, 20, eos, tokenizer.pad_token_id, prefix, corpus, draft_budget, on_done=done.append)
+    finally:
+        del model.forward
+    assert got == expected
+    assert sorted(done) == list(range(6)) and done[0] in [i for i, e in enumerate(expected) if len(e) < 20]
+    if draft_budget:
+        assert len(calls) < 20, "drafts were accepted: fewer passes than tokens"
+
+
 def test_find_draft_prefers_longest_recent_match():
     corpus = [[5, 6, 7, 8, 9]]
     assert find_draft([1, 6, 7], corpus, k=2) == [8, 9]

@@ -87,7 +87,8 @@ def cmd_bench(args, extra) -> int:
 
     _no_overrides(extra)
     run_bench(args.config, args.model, args.out, n_train=args.train_examples, epochs=args.epochs,
-              n_eval=args.eval_questions, n_decode=args.decode_questions, skip_baseline=args.skip_baseline)
+              n_eval=args.eval_questions, n_decode=args.decode_questions, skip_baseline=args.skip_baseline,
+              train_repeats=args.train_repeats)
     return 0
 
 
@@ -257,9 +258,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="outputs/bench", help="folder for bench.json and bench.md")
     p.add_argument("--train-examples", type=int, default=24)
     p.add_argument("--epochs", type=float, default=2)
-    p.add_argument("--eval-questions", type=int, default=16)
-    p.add_argument("--decode-questions", type=int, default=6)
+    p.add_argument("--eval-questions", type=int, default=48)
+    p.add_argument("--decode-questions", type=int, default=16)
     p.add_argument("--skip-baseline", action="store_true", help="skip the slow batch-1 Trainer baseline")
+    p.add_argument("--train-repeats", type=int, default=2, help="interleaved repeats of each training variant")
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show Python tracebacks")
     p.set_defaults(func=cmd_bench)
 

@@ -199,14 +199,19 @@ class EvalConfig:
     """Also score the untuned base model on the same questions."""
     max_new_tokens: int = 96
     """Longest generated answer."""
-    batch_size: int = 16
-    """Prompts generated together."""
+    batch_size: int = 64
+    """Prompts generated together (each batch runs as long as its longest answer, so larger batches waste less)."""
+    draft_budget: int = 64
+    """Tokens fed per decoding step once few answers are still running: each running answer is extended
+    by n-gram drafts from the passage, checked in the same pass (groundtune.generate); 0 turns it off.
+    The answers are the same either way."""
     nli_model: str | None = None
     """Optional local folder of an NLI / fact-checking classifier (e.g. MiniCheck, HHEM-style); adds the signal `nli`. Not needed."""
 
     def __post_init__(self):
         check(self.max_new_tokens >= 1, "max_new_tokens", "must be >= 1")
         check(self.batch_size >= 1, "batch_size", "must be >= 1")
+        check(self.draft_budget >= 0, "draft_budget", "must be >= 0")
 
 
 @dataclass

@@ -13,10 +13,12 @@ its answers copy phrases from that passage. Two exact speed-ups follow:
   have produced is kept, plus the model's own next token. Decoding is memory-bound at batch 1, so
   checking 16 tokens costs about as much as producing one.
 
-`batch_greedy` also drops rows from the batch as they finish, and both append to the key/value cache
-through `GrowingLayer` (spare capacity instead of a full copy per step: 16 dev questions in 7.7 s
-instead of 8.4 s, mean of 3, same answers). All of it is checked token for token against
-`model.generate` in the tests.
+`batch_greedy` drafts the same way for the rows still running once the batch has thinned out (a batch
+runs as long as its longest answer, and its last steps would otherwise feed one token to a nearly empty
+batch); rows that finish idle, masked, until a quarter of the batch has finished, and then leave it
+in one copy of the cache. Both functions append to the key/value cache through `GrowingLayer` (spare
+capacity instead of a full copy per step). `groundtune bench` measures the whole against plain
+`model.generate`; the tests check every path token for token against it.
 """
 
 from __future__ import annotations
@@ -95,8 +97,15 @@ def shared_prefix(prompts: list[list[int]]) -> list[int]:
 
 @torch.inference_mode()
 def batch_greedy(model, prompts: list[list[int]], max_new_tokens: int, eos_token_id: int | list[int],
-                 pad_token_id: int, prefix: PrefixCache | None = None) -> list[list[int]]:
-    """Greedy continuations of `prompts` (token id lists), decoded together; stops each row at eos."""
+                 pad_token_id: int, prefix: PrefixCache | None = None, corpus: Sequence[list[int]] = (),
+                 draft_budget: int = 0, on_done: Callable[[int], None] | None = None) -> list[list[int]]:
+    """Greedy continuations of `prompts` (token id lists), decoded together; stops each row at eos.
+
+    With `draft_budget` > 0, rows also get n-gram lookup drafts (as in `lookup_greedy`) when the batch is
+    small: each of the B running rows drafts up to draft_budget // B - 1 tokens, so a step feeds about
+    draft_budget tokens. A full batch decodes as usual; its tail (a few long answers) advances several
+    tokens per step. Rejected draft tokens stay in the cache, masked out, so rows need no realignment.
+    `on_done(i)` is called as prompt i finishes (for progress bars)."""
     device = model.device
     p = len(prefix.ids) if prefix is not None else 0
     if prefix is not None and any(pr[:p] != prefix.ids or len(pr) <= p for pr in prompts):
@@ -114,27 +123,66 @@ def batch_greedy(model, prompts: list[list[int]], max_new_tokens: int, eos_token
     ids, mask, positions = ids.to(device), mask.to(device), positions.to(device)
     cache = start_cache(model, prefix, n_rows)
     next_pos = positions[:, -1] + 1
-    eos = torch.tensor([eos_token_id] if isinstance(eos_token_id, int) else list(eos_token_id), device=device)
+    eos = {eos_token_id} if isinstance(eos_token_id, int) else set(eos_token_id)
+    corpus = list(corpus)
     out: list[list[int]] = [[] for _ in range(n_rows)]
-    rows = list(range(n_rows))  # the prompts still being decoded; finished ones leave the batch
-    for _ in range(max_new_tokens):
+    slots = list(range(n_rows))  # the prompt each batch row decodes
+    while True:
+        k = min(draft_budget // len(slots) - 1, 16)
+        drafts = [find_draft(prompts[r] + out[r], corpus, k=min(k, max_new_tokens - len(out[r]) - 1))
+                  if k > 0 and r >= 0 and out[r] else [] for r in slots]
+        n_draft = max(len(d) for d in drafts)
+        if n_draft:
+            block = torch.full((len(slots), n_draft), pad_token_id, dtype=torch.long)
+            block_mask = torch.zeros((len(slots), n_draft), dtype=torch.long)
+            for i, d in enumerate(drafts):
+                block[i, :len(d)], block_mask[i, :len(d)] = torch.tensor(d, dtype=torch.long), 1
+            ids = torch.cat([ids, block.to(device)], dim=1)
+            mask = torch.cat([mask, block_mask.to(device)], dim=1)
+            positions = torch.cat([positions, next_pos[:, None] + torch.arange(n_draft, device=device)], dim=1)
         logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache,
-                       use_cache=True, logits_to_keep=1).logits[:, -1]
-        token = logits.argmax(-1)
-        for i, t in enumerate(token.tolist()):
-            out[rows[i]].append(t)
-        finished = torch.isin(token, eos)
-        if bool(finished.all()):
-            break
-        ids, positions = token[:, None], next_pos[:, None]
-        next_pos = next_pos + 1
-        mask = torch.cat([mask, mask.new_ones(len(rows), 1)], dim=1)
-        if bool(finished.any()):
-            keep = (~finished).nonzero().flatten()
-            cache.batch_select_indices(keep)
-            ids, positions, next_pos, mask = ids[keep], positions[keep], next_pos[keep], mask[keep]
-            rows = [rows[i] for i in keep.tolist()]
-    return out
+                       use_cache=True, logits_to_keep=n_draft + 1).logits
+        predicted = logits.argmax(-1).tolist()
+        bonus, advanced = [pad_token_id] * len(slots), [1] * len(slots)
+        for i, r in enumerate(slots):
+            if r < 0:
+                continue
+            new = accepted_tokens(drafts[i], predicted[i], eos, max_new_tokens - len(out[r]))
+            out[r] += new
+            if n_draft:  # mask the rejected part of this row's draft
+                mask[i, mask.shape[1] - n_draft + len(new) - 1:] = 0
+            if new[-1] in eos or len(out[r]) == max_new_tokens:
+                slots[i] = -1  # finished: the row idles, masked, until the batch is compacted
+                if on_done is not None:
+                    on_done(r)
+            else:
+                bonus[i], advanced[i] = new[-1], len(new)
+        running = [i for i, r in enumerate(slots) if r >= 0]
+        if not running:
+            return out
+        if 4 * (len(slots) - len(running)) >= len(slots):  # a quarter idle: drop them (one copy of the cache)
+            index = torch.tensor(running, device=device)
+            cache.batch_select_indices(index)
+            mask, next_pos = mask[index], next_pos[index]
+            slots, bonus, advanced = ([x[i] for i in running] for x in (slots, bonus, advanced))
+        advanced_t = torch.tensor(advanced, device=device)
+        positions = (next_pos + advanced_t - 1)[:, None]  # the bonus token's position
+        next_pos = next_pos + advanced_t
+        ids = torch.tensor(bonus, device=device)[:, None]
+        mask = torch.cat([mask, torch.tensor([[int(r >= 0)] for r in slots], device=device)], dim=1)
+
+
+def accepted_tokens(draft: list[int], predicted: list[int], eos: set[int], room: int) -> list[int]:
+    """What greedy decoding emits after a verified draft: the draft's longest prefix that matches the model's
+    own predictions, then the model's next token; cut after an end-of-turn token and to `room` tokens."""
+    accepted = 0
+    while accepted < len(draft) and predicted[accepted] == draft[accepted]:
+        accepted += 1
+    new = draft[:accepted] + [predicted[accepted]]
+    stop = next((i for i, t in enumerate(new) if t in eos), None)
+    if stop is not None:
+        new = new[:stop + 1]
+    return new[:room]
 
 
 def find_draft(context: list[int], corpus: list[list[int]], max_ngram: int = 3, k: int = 8) -> list[int]:
@@ -158,37 +206,33 @@ def lookup_greedy(model, prompt: list[int], max_new_tokens: int, eos_token_id: i
                   on_tokens: Callable[[list[int]], None] | None = None) -> list[int]:
     """Greedy decoding of one prompt with n-gram drafting from the prompt, the output and `corpus`.
 
-    k = 16 draft tokens per step: on 6 dev questions with the default run, 6 answers took 3.46 s at k = 8,
-    2.81 s at 16, 3.13 s at 24 (2 CPU cores); answers are the same for every k."""
+    Drafts are at most k = 16 tokens; after a draft that was cut short, the next is at most one token more
+    than was accepted, and the limit doubles again after each fully accepted draft (a verifying pass over 17
+    tokens costs about twice one over 1 token on 2 CPU cores, so long drafts only pay where copying goes on).
+    The answers are the same for any limit; only the number of passes changes."""
     device = model.device
     eos = {eos_token_id} if isinstance(eos_token_id, int) else set(eos_token_id)
     p = len(prefix.ids) if prefix is not None and prompt[:len(prefix.ids)] == prefix.ids and len(prompt) > len(prefix.ids) else 0
     cache = start_cache(model, prefix if p else None, 1)
-    corpus = [prompt, *corpus]
     pending = prompt[p:]  # tokens not yet in the cache
     out: list[int] = []
+    limit = k
     while len(out) < max_new_tokens:
-        draft = find_draft(prompt + out, corpus[1:], k=min(k, max_new_tokens - len(out) - 1)) if out else []
+        draft = find_draft(prompt + out, corpus, k=min(limit, max_new_tokens - len(out) - 1)) if out else []
         feed = pending + draft
         start = cache.get_seq_length()
         logits = model(input_ids=torch.tensor([feed], device=device), use_cache=True, cache=cache,
                        position_ids=torch.arange(start, start + len(feed), device=device)[None],
                        logits_to_keep=len(draft) + 1).logits[0]
-        predicted = logits.argmax(-1).tolist()
-        accepted = 0
-        while accepted < len(draft) and predicted[accepted] == draft[accepted]:
-            accepted += 1
-        new = draft[:accepted] + [predicted[accepted]]
-        stop = next((i for i, t in enumerate(new) if t in eos), None)
-        if stop is not None:
-            new = new[:stop + 1]
-        new = new[:max_new_tokens - len(out)]
+        new = accepted_tokens(draft, logits.argmax(-1).tolist(), eos, max_new_tokens - len(out))
         out += new
         if on_tokens is not None:
             on_tokens(new)
-        if stop is not None:
+        if new[-1] in eos:
             break
-        rejected = len(draft) - accepted
+        rejected = len(draft) - (len(new) - 1)
+        if draft:
+            limit = max(1, len(new)) if rejected else min(k, 2 * limit)
         if rejected:
             cache.crop(-rejected)  # drop the rejected draft tokens; the bonus token is fed next
         pending = [new[-1]]

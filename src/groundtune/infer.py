@@ -79,8 +79,10 @@ class Answerer:
     def _decode(self, tokens: list[int]) -> str:
         return self.tokenizer.decode(tokens, skip_special_tokens=True).strip()
 
-    def answer(self, questions: list[str], batch_size: int = 16, progress: bool = False) -> list[str]:
-        """Answers in input order. Prompts are sorted by length so each batch pads little."""
+    def answer(self, questions: list[str], batch_size: int = 64, draft_budget: int = 64,
+               progress: bool = False) -> list[str]:
+        """Answers in input order. Prompts are sorted by length so each batch pads little; `draft_budget`
+        (see batch_greedy) lets the last answers of a batch copy passage phrases several tokens per step."""
         if not questions:
             return []
         prompts = [self.prompt_ids(q) for q in questions]
@@ -91,11 +93,10 @@ class Answerer:
         for start in range(0, len(order), batch_size):
             idx = order[start:start + batch_size]
             outs = batch_greedy(self.model, [prompts[i] for i in idx], self.max_new_tokens,
-                                self.tokenizer.eos_token_id, self.tokenizer.pad_token_id, prefix)
+                                self.tokenizer.eos_token_id, self.tokenizer.pad_token_id, prefix,
+                                self.corpus, draft_budget, on_done=None if bar is None else lambda _: bar.update(1))
             for i, tokens in zip(idx, outs):
                 answers[i] = self._decode(tokens)
-            if bar is not None:
-                bar.update(len(idx))
         if bar is not None:
             bar.close()
         return answers

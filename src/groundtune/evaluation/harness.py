@@ -204,7 +204,7 @@ def answer_tuned(target: Target, questions: list[str], cfg: EvalConfig, device: 
         answerer = Answerer.from_dir(target.model_dir, device=device, max_new_tokens=cfg.max_new_tokens,
                                      system=target.system_for_tuned)
     with timer("generate_tuned"):
-        return answerer.answer(questions, batch_size=cfg.batch_size, progress=True)
+        return answerer.answer(questions, batch_size=cfg.batch_size, draft_budget=cfg.draft_budget, progress=True)
 
 
 def answer_base(target: Target, questions: list[str], cfg: EvalConfig, timer) -> list[str]:
@@ -221,7 +221,7 @@ def answer_base(target: Target, questions: list[str], cfg: EvalConfig, timer) ->
         answerer = Answerer(model, tokenizer, system=system_text(target.source, target.data),
                             max_new_tokens=cfg.max_new_tokens)
     with timer("generate_base"):
-        return answerer.answer(questions, batch_size=cfg.batch_size, progress=True)
+        return answerer.answer(questions, batch_size=cfg.batch_size, draft_budget=cfg.draft_budget, progress=True)
 
 
 def score_answers(scorer, questions: list[Question], answers: list[str], source: str) -> list[dict]:
