@@ -101,7 +101,8 @@ def test_knowledge_questions_ask_about_countries_the_passage_names():
     rutte = abstention_pairs(SOURCE, 30, "The source does not say.", "x")
     known = [p for p in rutte if "currency" in p.question or "capital of" in p.question or "population" in p.question]
     assert known and all(p.answer.startswith("The source does not say; it does not give the ") for p in known)
-    assert all(any(c in p.question for c in ("Germany", "Ukraine", "Russia", "China", "Brazil", "India")) for p in known)
+    assert all(any(c in p.question for c in ("Germany", "Ukraine", "Russia", "China", "U.S.")) for p in known)
+    assert any("U.S." in p.question for p in known), "a country written with a final period counts too"
     assert len({p.question.split(" of ")[-1] for p in known if " of " in p.question}) > 1, "spread over countries"
     capital = SOURCE + " Kyiv is the capital of Ukraine."
     assert not any("capital" in p.question for p in abstention_pairs(capital, 30, "The source does not say.", "x"))

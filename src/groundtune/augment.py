@@ -238,7 +238,7 @@ def abstention_pairs(source: str, n: int, answer: str, path: str) -> list[Pair]:
     topics = [t for t in OFF_TOPICS if not any(w in lowered for w in re.findall(r"[a-z]{4,}", t.lower()))]
     off = [(OFF_TOPIC_FRAMES[i % len(OFF_TOPIC_FRAMES)].format(t=t, s=subject), f"{stem}; it does not mention {t}.")
            for i, t in enumerate(topics)]
-    countries = [c for c in COUNTRIES if re.search(rf"\b{re.escape(c)}\b", source)]
+    countries = [c for c in COUNTRIES if re.search(rf"(?<!\w){re.escape(c)}(?!\w)", source)]  # not \b: "U.S." ends in "."
     asks = [(q, what) for q, what, has in KNOWLEDGE_QUESTIONS if not re.search(has, source, flags=re.IGNORECASE)]
     known = [(q.format(c=c), f"{stem}; it does not give the {what.format(c=c)}.")  # each round: every question,
              for k in range(len(countries)) for j, (q, what) in enumerate(asks)  # each about another country
