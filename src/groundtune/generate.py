@@ -122,6 +122,8 @@ def batch_greedy(model, prompts: list[list[int]], max_new_tokens: int, eos_token
         positions[row, width - len(s):] = torch.arange(p, p + len(s))
     ids, mask, positions = ids.to(device), mask.to(device), positions.to(device)
     cache = start_cache(model, prefix, n_rows)
+    if any(type(layer) is not GrowingLayer for layer in cache.layers):
+        draft_budget = 0  # sliding-window layers keep the last N slots: masked draft slots would shrink the window
     next_pos = positions[:, -1] + 1
     eos = {eos_token_id} if isinstance(eos_token_id, int) else set(eos_token_id)
     corpus = list(corpus)
