@@ -15,6 +15,7 @@ from typing import Callable
 import torch
 
 from groundtune.chat import to_messages
+from groundtune.config import EvalConfig
 from groundtune.errors import GroundtuneError
 from groundtune.generate import PrefixCache, batch_greedy, lookup_greedy, shared_prefix
 from groundtune.model import prefer_gqa_attention
@@ -79,8 +80,8 @@ class Answerer:
     def _decode(self, tokens: list[int]) -> str:
         return self.tokenizer.decode(tokens, skip_special_tokens=True).strip()
 
-    def answer(self, questions: list[str], batch_size: int = 64, draft_budget: int = 64,
-               progress: bool = False) -> list[str]:
+    def answer(self, questions: list[str], batch_size: int = EvalConfig.batch_size,
+               draft_budget: int = EvalConfig.draft_budget, progress: bool = False) -> list[str]:
         """Answers in input order. Prompts are sorted by length so each batch pads little; `draft_budget`
         (see batch_greedy) lets the last answers of a batch copy passage phrases several tokens per step."""
         if not questions:
