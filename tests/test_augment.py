@@ -3,7 +3,7 @@ import re
 from groundtune.augment import (abstention_pairs, answer_sentence, augment, cloze_questions, evidence_pairs,
                                 grounded_answer, main_entities, passage_pairs, reword, sentences)
 from groundtune.config import AugmentConfig
-from groundtune.readers import normalize_question, read_seed
+from groundtune.readers import Pair, normalize_question, read_seed
 
 from conftest import SEED
 
@@ -107,3 +107,16 @@ def test_knowledge_questions_ask_about_countries_the_passage_names():
     capital = SOURCE + " Kyiv is the capital of Ukraine."
     assert not any("capital" in p.question for p in abstention_pairs(capital, 30, "The source does not say.", "x"))
     assert not any("currency" in p.question for p in abstention_pairs(OTHER, 30, "No.", "x")), "OTHER names no country"
+
+
+def test_passage_orders_reorder_whole_sentences_and_keep_the_first_order():
+    from groundtune.augment import reordered, with_orders
+    text = "Alpha one. Beta two. Gamma three. Delta four."
+    assert reordered(text, 0) == text
+    for k in (1, 2, 3):
+        again = reordered(text, k)
+        assert again != text and sorted(sentences(again)) == sorted(sentences(text)) and again == reordered(text, k)
+    pairs = [Pair(f"Q{i}?", "A.", text, "f.txt", 1) for i in range(4)]
+    pairs[3] = Pair("Q3?", "A.", text, "f.txt", 1, context="Alpha one.")  # evidence removed: left alone
+    shown = [p.context for p in with_orders(pairs, 2)]
+    assert shown == [None, reordered(text, 1), None, "Alpha one."]

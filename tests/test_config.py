@@ -40,6 +40,35 @@ def test_ablation_plan_with_a_bad_override_names_the_row(tmp_path):
         read_plan(plan)
 
 
+def test_ablation_rows_keep_only_results_whose_config_is_unchanged(tmp_path):
+    import json
+
+    from groundtune.ablate import earlier_results, place, read_plan
+    from groundtune.config import dump_yaml
+
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(f"base: {REPO / 'configs/smollm2-135m-cpu.yaml'}\nrows:\n  - name: one\n"
+                    "    overrides: {train.epochs: 2}\n  - name: two\n  - name: three\n")
+    _, rows = read_plan(plan)
+    out = tmp_path / "ablation"
+    for n, row in enumerate(rows, start=1):  # what an earlier complete ablation left
+        (out / "runs" / f"row{n}").mkdir(parents=True)
+        place(row.config, out, n)
+        dump_yaml(row.config, out / "runs" / f"row{n}" / "config.yaml")
+    old = [{"name": "base", "train_s": None, "metrics": {"dev": {"x": 0.1}}}] + [
+        {"name": f"old {n}", "overrides": {}, "train_s": 10.0 * n, "metrics": {"dev": {"x": n}}} for n in (1, 2, 3)]
+    (out / "ablation.json").write_text(json.dumps({"rows": old}))
+    _, rows = read_plan(plan)
+    kept = earlier_results(out, rows, selected=[3])
+    assert sorted(kept) == [0, 1, 2] and kept[1]["metrics"] == {"dev": {"x": 1}} and kept[2]["name"] == "two"
+    assert sorted(earlier_results(out, rows, selected=[1])) == [2, 3]  # row 1 reruns, and so does the base row
+    plan.write_text(plan.read_text().replace("train.epochs: 2", "train.epochs: 3"))
+    _, rows = read_plan(plan)
+    with pytest.raises(GroundtuneError, match=r"row 1 \(one\) changed since it was measured; run it too"):
+        earlier_results(out, rows, selected=[3])
+    assert sorted(earlier_results(out, rows, selected=[1, 3])) == [2]
+
+
 def write(tmp_path, text):
     p = tmp_path / "c.yaml"
     p.write_text(text)
@@ -134,3 +163,19 @@ def test_code_defaults_are_the_measured_default_recipe():
     assert code.data.augment == measured.data.augment
     assert code.lora == measured.lora
     assert code.train == measured.train
+
+
+def test_a_run_config_saved_before_a_key_existed_reads_as_it_was_trained(tmp_path):
+    from groundtune.config import ADDED_LATER, dump_yaml, load_run_config, to_dict
+
+    cfg = load_config(None)
+    path = tmp_path / "config.yaml"
+    dump_yaml(cfg, path)
+    assert to_dict(load_run_config(path)) == to_dict(cfg)  # a current file: nothing changes
+    old = "\n".join(line for line in path.read_text().splitlines()
+                    if not line.strip().startswith(("participle_questions:", "keyword_questions:")))
+    path.write_text(old + "\n")
+    before = load_run_config(path)
+    assert before.data.augment.participle_questions is False and before.data.augment.keyword_questions == 0
+    assert ADDED_LATER["data.augment.keyword_questions"] != cfg.data.augment.keyword_questions  # why it matters
+    assert load_run_config(path, {"data.augment.keyword_questions": 2}).data.augment.keyword_questions == 2

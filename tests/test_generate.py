@@ -126,3 +126,17 @@ def test_answerer_batches_and_streams_the_same_text(model, tokenizer):
     for q, a in zip(QUESTIONS, batched):
         assert answerer.stream(q, write=written.append) == a
     assert "".join(written).strip().split("\n")[0].strip() == batched[0]
+
+
+def test_continuation_logprob_equals_one_prompt_at_a_time(model, tokenizer):
+    answerer = Answerer(model, tokenizer, system=system_text(PASSAGE, DataConfig()))
+    text = "The source does not say"
+    cont = tokenizer(text, add_special_tokens=False)["input_ids"]
+    batched = answerer.continuation_logprob(QUESTIONS, text, batch_size=3)  # left-padded, logits for the tail only
+    for q, got in zip(QUESTIONS, batched):
+        ids = answerer.prompt_ids(q)
+        with torch.no_grad():
+            logp = model(torch.tensor([ids + cont])).logits[0].log_softmax(-1)
+        want = sum(logp[len(ids) - 1 + i, t].item() for i, t in enumerate(cont))
+        assert got == pytest.approx(want, abs=1e-4)
+    assert len(set(round(x, 3) for x in batched)) > 1  # the prompts differ, so do the scores

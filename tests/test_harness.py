@@ -87,7 +87,22 @@ def test_aggregate_rates():
     m = aggregate(qs, [res(True, False, 1.0), res(False, True, 0.0, [{"text": "3"}]), res(None, True, 1.0),
                        res(None, False, 0.0)])
     assert m == {"key_fact_accuracy": 0.5, "abstention_rate": 0.5, "refusal_rate": 0.5, "unsupported_rate": 0.25,
-                 "mean_consistency": 0.5, "token_recall": 0.5, "token_f1": 0.5, "rougeL": 0.5}
+                 "mean_consistency": 0.5, "token_recall": 0.5, "token_f1": 0.5, "rougeL": 0.5, "abstention_auroc": None}
+
+
+def test_abstention_auroc_ranks_unanswerable_against_other_sets_answerable():
+    from groundtune.evaluation.harness import Question, abstention_auroc, abstention_opening
+
+    qs = [Question("train", "t", "q", "r", True), Question("dev", "d1", "q", "r", True),
+          Question("dev", "d2", "q", "r", True), Question("unans", "u1", "q", "r", False),
+          Question("unans", "u2", "q", "r", False)]
+    lp = lambda *v: [{"abstain_logprob": x} for x in v]  # noqa: E731
+    assert abstention_auroc(qs, lp(0.0, -5, -3, -1, -2), "unans") == 1.0  # the trained question is left out
+    assert abstention_auroc(qs, lp(0.0, -1, -3, -2, -4), "unans") == 0.25
+    assert abstention_auroc(qs, lp(0.0, -1, -1, -1, -1), "unans") == 0.5
+    assert abstention_auroc(qs, lp(0.0, -1, -1, -1, -1), "dev") is None  # no unanswerable question there
+    assert abstention_opening("The source does not say.") == "The source does not say"
+    assert abstention_opening("Not in the text; sorry") == "Not in the text"
 
 
 def test_question_set_errors_name_file_and_line(tmp_path):
@@ -115,7 +130,11 @@ def test_run_ends_with_an_evaluation_report(tiny_run, capsys):
     assert len(report["questions"]) == 14
     q = report["questions"][9]
     assert q["set"] == "dev" and q["key_facts"] == DEV[0]["key_facts"]
-    assert set(q["tuned"]) == {"answer", "consistency", "signals", "flags", "key_fact_hit", "abstained"}
+    assert set(q["tuned"]) == {"answer", "consistency", "signals", "flags", "key_fact_hit", "abstained",
+                               "abstain_logprob"}
+    for model in ("tuned", "base"):  # a number for the set with unanswerable questions, null elsewhere
+        auroc = [report["metrics"][model][s]["abstention_auroc"] for s in ("train", "dev", "unanswerable")]
+        assert auroc[:2] == [None, None] and 0.0 <= auroc[2] <= 1.0
     assert q["base"] is not None and report["base_model"]
     assert "train" in (tiny_run / "eval" / "report.md").read_text()
     html = (tiny_run / "eval" / "report.html").read_text()

@@ -53,3 +53,32 @@ def test_title_questions_ask_who_holds_a_title():
     assert dict(title_questions("German Chancellor Friedrich Merz spoke."))["Who is the Chancellor of Germany?"] == (
         "Friedrich Merz is the German Chancellor.")
     assert title_questions("Rutte welcomed Germany's decision.") == []
+
+
+def test_participle_questions_reach_the_clauses_after_the_main_verb():
+    from groundtune.questions import participle_questions
+    qs = participle_questions("Rutte underlined the necessity for NATO countries to significantly ramp up defense "
+                              "spending, advocating a 400% increase in air and missile defense to counter threats.")
+    assert qs == ["What did Rutte advocate?", "What did Rutte advocate in air and missile defense?",
+                  "Why did Rutte advocate a 400% increase in air and missile defense?"]
+    qs = participle_questions("Rutte has called for unity, advocating for concerted efforts and endorsing sustained "
+                              "support from European allies.")
+    assert "What did Rutte endorse?" in qs and "What did Rutte advocate?" in qs
+    assert participle_questions("Rutte welcomed the decision.") == []
+
+
+def test_keyword_questions_use_phrases_of_one_sentence_only():
+    import re
+
+    from groundtune.questions import keyword_questions
+    sents = ["Rutte urged higher defense spending to counter threats.", "Rutte welcomed the defense decision.",
+             "Rutte has consistently called for unity among NATO members."]
+    qs = keyword_questions(sents, 3)
+    assert [len(q) for q in qs] == [3, 2, 2] and keyword_questions(sents, 0) == [[], [], []]
+    assert qs[0][0] == "What does the source say about higher defense?"  # two-word phrases first
+    assert "What does the passage mention about defense spending?" in qs[0]
+    for i, asked in enumerate(qs):
+        for q in asked:
+            phrase = re.search(r"about (.+?)[?.]$", q).group(1)
+            assert [phrase in s for s in sents].count(True) == 1 and phrase in sents[i]  # only its own sentence
+            assert not re.search(r"\b\w+(ed|ly)\b|about defense\?", q)  # no -ed verbs, adverbs or shared words

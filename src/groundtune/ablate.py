@@ -12,18 +12,22 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from groundtune.config import RunConfig, load_config, read_yaml
+from groundtune.config import RunConfig, load_config, load_run_config, read_yaml
 from groundtune.errors import GroundtuneError
 
 COLUMNS = [  # (set, metric, header)
     ("dev", "key_fact_accuracy", "dev key-fact acc."),
     ("dev", "refusal_rate", "dev refusals"),
     ("unanswerable", "abstention_rate", "unanswerable abstained"),
+    ("unanswerable", "abstention_auroc", "abstention AUROC"),
     ("dev", "unsupported_rate", "dev unsupported #/name"),
     ("unanswerable", "unsupported_rate", "unans. unsupported #/name"),
     ("dev", "mean_consistency", "dev consistency"),
     ("train", "token_recall", "train token recall"),
 ]
+
+
+BASE_ROW = "untuned base model (row 1's prompt)"
 
 
 @dataclass
@@ -57,34 +61,83 @@ def read_plan(path: str | Path) -> tuple[str, list[Row]]:
     return base, out
 
 
-def ablate(plan: str | Path, out_dir: str | Path, overwrite: bool = False) -> list[dict]:
+def ablate(plan: str | Path, out_dir: str | Path, overwrite: bool = False, only: list[int] | None = None) -> list[dict]:
+    """Train and evaluate every row (or the rows numbered in `only`, 1-based) and write the table. With
+    `only`, the other rows keep their earlier results from ablation.json, each checked against its run
+    folder's saved config: a row whose plan changed since it was measured is an error, not a stale number."""
     from groundtune.evaluation.harness import evaluate_run
     from groundtune.runs import write_json
     from groundtune.train import train
 
     base_config, rows = read_plan(plan)
     out = Path(out_dir)
-    results = []
-    for i, row in enumerate(rows):
-        cfg = row.config
-        cfg.output_dir = str(out / "runs")
-        cfg.run_name = f"row{i + 1}"
-        cfg.eval.compare_base = i == 0
-        print(f"[ablate] row {i + 1}/{len(rows)}: {row.name}", flush=True)
+    selected = list(range(1, len(rows) + 1)) if not only else sorted(set(only))
+    if selected[0] < 1 or selected[-1] > len(rows):
+        raise GroundtuneError(f"--rows: the plan has rows 1 to {len(rows)}", plan)
+    results = earlier_results(out, rows, selected) if only else {}
+    for n in selected:
+        row, cfg = rows[n - 1], rows[n - 1].config
+        place(cfg, out, n)
+        print(f"[ablate] row {n}/{len(rows)}: {row.name}", flush=True)
         t0 = time.perf_counter()
         folder = train(cfg, overwrite=overwrite)
         train_s = time.perf_counter() - t0
         report = evaluate_run(folder, cfg.eval)
-        if i == 0 and "base" in report["metrics"]:
-            results.append({"name": "untuned base model (row 1's prompt)", "overrides": {}, "train_s": None,
-                            "metrics": report["metrics"]["base"]})
-        results.append({"name": row.name, "overrides": row.overrides, "train_s": round(train_s, 1),
-                        "metrics": report["metrics"]["tuned"]})
-        write_json(out / "ablation.json", {"plan": str(plan), "base_config": base_config, "rows": results})
-    table = markdown(results, plan)
+        if n == 1 and "base" in (report["metrics"] or {}) and report["metrics"]["base"]:
+            results[0] = {"row": 0, "name": BASE_ROW, "overrides": {}, "train_s": None,
+                          "metrics": report["metrics"]["base"]}
+        results[n] = {"row": n, "name": row.name, "overrides": row.overrides, "train_s": round(train_s, 1),
+                      "metrics": report["metrics"]["tuned"]}
+        ordered = [results[k] for k in sorted(results)]
+        write_json(out / "ablation.json", {"plan": str(plan), "base_config": base_config, "rows": ordered})
+    ordered = [results[k] for k in sorted(results)]
+    table = markdown(ordered, plan)
     (out / "ablation.md").write_text(table, encoding="utf-8")
     print(table, flush=True)
-    return results
+    return ordered
+
+
+def place(cfg: RunConfig, out: Path, n: int) -> None:
+    """Where row n's run goes: OUT/runs/row<n>, with the base model compared in row 1 only."""
+    cfg.output_dir = str(out / "runs")
+    cfg.run_name = f"row{n}"
+    cfg.eval.compare_base = n == 1
+
+
+SPEED_ONLY = ("batch_size", "draft_budget")
+"""eval.* settings that change how fast answers come, not which (greedy; tests/test_generate.py checks batching)."""
+
+
+def comparable(config: dict) -> dict:
+    """A resolved config without the speed-only evaluation settings."""
+    return {**config, "eval": {k: v for k, v in config["eval"].items() if k not in SPEED_ONLY}}
+
+
+def earlier_results(out: Path, rows: list[Row], selected: list[int]) -> dict[int, dict]:
+    """Results of the rows not rerun, from OUT/ablation.json, each verified against OUT/runs/row<n>/config.yaml."""
+    import json
+
+    from groundtune.config import to_dict
+
+    path = out / "ablation.json"
+    if not path.is_file():
+        raise GroundtuneError("--rows needs an earlier complete ablation here (no ablation.json)", path)
+    saved = json.loads(path.read_text(encoding="utf-8"))["rows"]
+    numbered = {r.get("row", i if saved[0]["train_s"] is None else i + 1): r for i, r in enumerate(saved)}
+    kept = {}
+    for n, row in enumerate(rows, start=1):
+        if n in selected:
+            continue
+        measured = out / "runs" / f"row{n}" / "config.yaml"
+        if n not in numbered or not measured.is_file():
+            raise GroundtuneError(f"row {n} ({row.name}) has no earlier result; run it too", path)
+        place(row.config, out, n)
+        if comparable(to_dict(load_run_config(measured))) != comparable(to_dict(row.config)):
+            raise GroundtuneError(f"row {n} ({row.name}) changed since it was measured; run it too", measured)
+        kept[n] = {**numbered[n], "row": n, "name": row.name, "overrides": row.overrides}
+    if 0 in numbered and 1 not in selected:
+        kept[0] = {**numbered[0], "row": 0, "name": BASE_ROW}
+    return kept
 
 
 def _cell(value) -> str:

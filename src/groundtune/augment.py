@@ -14,19 +14,25 @@ source cannot answer. This stage adds, from the user's pairs and the passage alo
 * evidence removal (RAFT-style): passage questions asked with their sentence taken out of the prompt,
   answered with `abstain_answer`, next to questions whose evidence is still there, still answered.
 
+Opt-in, measured and not kept in the default recipe (README, "The recipe"): questions on participle
+clauses and on phrases only one sentence has (`participle_questions`, `keyword_questions`), and the
+passage shown in several sentence orders (`passage_orders`).
+
 Every added answer is a user answer, a passage sentence, or an abstention, so augmentation cannot
 teach a claim that neither the user nor the passage makes.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import random
 import re
 from collections import Counter
 
 from groundtune.config import AugmentConfig
-from groundtune.questions import (COUNTRIES, about_questions, clause_questions, paraphrase, title_questions,
-                                  when_question)
+from groundtune.questions import (COUNTRIES, about_questions, clause_questions, keyword_questions, paraphrase,
+                                  participle_questions, title_questions, when_question)
 from groundtune.readers import Pair, normalize_question
 
 # Rewordings that keep a question's meaning: (frame, lower-case the question's first letter).
@@ -168,7 +174,8 @@ def near_miss_questions(sentence: str, source: str, stem: str) -> list[tuple[str
     return out
 
 
-def sentence_questions(source: str, abstain_answer: str) -> list[list[tuple[str, str, str]]]:
+def sentence_questions(source: str, abstain_answer: str, participles: bool = False,
+                       keywords: int = 0) -> list[list[tuple[str, str, str]]]:
     """Per passage sentence: (question, answer, kind) triples. Answered by the sentence (topic, cloze,
     what/why/how and yes/no questions, plus a reworded copy of each) or, for details the whole passage
     lacks, by an abstention. A yes/no question with a false premise is answered 'No.' + the sentence."""
@@ -176,13 +183,16 @@ def sentence_questions(source: str, abstain_answer: str) -> list[list[tuple[str,
     counts = Counter(e for s in sents for e in set(entities(s)))
     subject = main_entities(source)[0]
     stem = abstain_answer.rstrip(".")
+    by_keyword = keyword_questions([answer_sentence(s) for s in sents], keywords)
     out = []
-    for sent in sents:
+    for sent, topical in zip(sents, by_keyword):
         answer = answer_sentence(sent)
         own = [e for e in dict.fromkeys(entities(sent)) if counts[e] == 1][:2]
         asked = [f"What does the source say about {topic}?" for topic in own]
         asked += about_questions(sent, own, subject)
         asked += cloze_questions(sent)
+        asked += participle_questions(answer) if participles else []
+        asked += topical
         items = []
         for q, kind in [(q, "answer") for q in asked] + clause_questions(answer):
             reply = f"No. {answer}" if kind == "false" else f"Yes. {answer}" if YES_NO.match(q) else answer
@@ -193,10 +203,11 @@ def sentence_questions(source: str, abstain_answer: str) -> list[list[tuple[str,
     return out
 
 
-def passage_pairs(source: str, path: str, abstain_answer: str = "The source does not say.") -> list[Pair]:
+def passage_pairs(source: str, path: str, abstain_answer: str = "The source does not say.",
+                  participles: bool = False, keywords: int = 0) -> list[Pair]:
     """Every sentence question, asked with the whole passage in the prompt."""
-    return [Pair(q, a, source, path, i + 1, kind=kind)
-            for i, items in enumerate(sentence_questions(source, abstain_answer)) for q, a, kind in items]
+    items = sentence_questions(source, abstain_answer, participles, keywords)
+    return [Pair(q, a, source, path, i + 1, kind=kind) for i, qs in enumerate(items) for q, a, kind in qs]
 
 
 def evidence_pairs(source: str, path: str, abstain_answer: str, removed: int, kept: int) -> list[Pair]:
@@ -266,6 +277,23 @@ def grounded_answer(question: str, answer: str, source: str, k: int = 1) -> str:
     return " ".join(answer_sentence(sents[i]) for i in sorted(ranked or [0]))
 
 
+def reordered(source: str, k: int) -> str:
+    """The passage with its sentences in the k-th deterministic order (0 = as written)."""
+    sents = sentences(source)
+    if k == 0 or len(sents) < 2:
+        return source
+    order, rng = list(range(len(sents))), random.Random(k)
+    while order == sorted(order):
+        rng.shuffle(order)
+    return " ".join(sents[i] for i in order)
+
+
+def with_orders(pairs: list[Pair], orders: int) -> list[Pair]:
+    """Pairs whose prompt shows the whole passage, shown round-robin in `orders` sentence orders."""
+    return [dataclasses.replace(p, context=reordered(p.source, i % orders)) if p.context is None and i % orders else p
+            for i, p in enumerate(pairs)]
+
+
 def augment(pairs: list[Pair], cfg: AugmentConfig, abstain_answer: str) -> list[Pair]:
     """The user's pairs (repeated), plus variants, passage pairs and abstentions; no duplicate questions."""
     out = [p for p in pairs for _ in range(cfg.seed_repeats)]
@@ -284,11 +312,12 @@ def augment(pairs: list[Pair], cfg: AugmentConfig, abstain_answer: str) -> list[
     for source in dict.fromkeys(p.source for p in pairs):
         origin = pairs[0].path
         if cfg.passage_questions:
-            for p in passage_pairs(source, f"{origin}#passage", abstain_answer):
+            for p in passage_pairs(source, f"{origin}#passage", abstain_answer, cfg.participle_questions,
+                                   cfg.keyword_questions):
                 add(p)
         if cfg.missing_evidence:
             out += evidence_pairs(source, f"{origin}#evidence", abstain_answer, cfg.missing_evidence,
                                   cfg.evidence_kept)
         for p in abstention_pairs(source, cfg.abstention, abstain_answer, f"{origin}#abstain"):
             add(p)
-    return out
+    return with_orders(out, cfg.passage_orders)

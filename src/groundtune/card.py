@@ -12,13 +12,12 @@ import json
 from pathlib import Path
 
 from groundtune.errors import GroundtuneError
+from groundtune.evaluation.harness import METRICS
 
 TEMPLATES = Path(__file__).resolve().parents[2]
 MODEL_CARD_TEMPLATE = TEMPLATES / "model_card.md"
 DATASET_CARD_TEMPLATE = TEMPLATES / "dataset_card.md"
 REPORT = Path("eval") / "report.json"
-METRICS = ("key_fact_accuracy", "abstention_rate", "refusal_rate", "unsupported_rate", "mean_consistency",
-           "token_recall", "token_f1", "rougeL")
 MODEL_INDEX_SET = "dev"
 LANGUAGES = {"en": "English", "de": "German", "fr": "French", "es": "Spanish", "it": "Italian", "nl": "Dutch",
              "pt": "Portuguese", "pl": "Polish", "uk": "Ukrainian", "ru": "Russian", "zh": "Chinese", "ja": "Japanese"}
@@ -72,11 +71,11 @@ def _run_audit(run: Path) -> list | None:
         from groundtune.evaluation.audit import audit_pairs
     except ImportError:
         return None
-    from groundtune.config import load_config
+    from groundtune.config import load_run_config
     from groundtune.readers import read_pairs
 
     try:
-        return audit_pairs(read_pairs(load_config(run / "config.yaml").data))
+        return audit_pairs(read_pairs(load_run_config(run / "config.yaml").data))
     except GroundtuneError:  # the pairs file is not where the run's config says (another machine or folder)
         return None
 

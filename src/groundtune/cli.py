@@ -78,7 +78,7 @@ def cmd_ablate(args, extra) -> int:
     from groundtune.ablate import ablate
 
     _no_overrides(extra)
-    ablate(args.plan, args.out, overwrite=args.overwrite)
+    ablate(args.plan, args.out, overwrite=args.overwrite, only=args.rows)
     return 0
 
 
@@ -101,7 +101,7 @@ def cmd_ask(args, extra) -> int:
 
 
 def cmd_eval(args, extra) -> int:
-    from groundtune.config import load_config
+    from groundtune.config import load_config, load_run_config
     from groundtune.evaluation.harness import evaluate_model
     from groundtune.evaluation.report import headline
     from groundtune.infer import check_model_dir
@@ -110,7 +110,7 @@ def cmd_eval(args, extra) -> int:
     saved = model / "config.yaml"
     flags = (("max_new_tokens", args.max_new_tokens), ("batch_size", args.batch_size), ("nli_model", args.nli_model))
     overrides = {**_dotted(extra), **{f"eval.{k}": v for k, v in flags if v is not None}}
-    cfg = load_config(saved if saved.is_file() else None, overrides).eval
+    cfg = (load_run_config(saved, overrides) if saved.is_file() else load_config(None, overrides)).eval
     out = Path(args.out) if args.out else model / "eval"
     report = evaluate_model(model, out, cfg=cfg, compare_base=args.compare_base, base_model=args.base_model,
                             source_path=args.source, device=args.device, question_sets=args.questions)
@@ -249,6 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plan", default="configs/ablation/recipe.yaml", help="plan: a base config and rows of overrides")
     p.add_argument("--out", default="outputs/ablation", help="folder for the runs, ablation.json and ablation.md")
     p.add_argument("--overwrite", action="store_true", help="replace run folders left by an earlier ablation")
+    p.add_argument("--rows", type=int, nargs="+", metavar="N",
+                   help="run only these rows (1-based); the others keep their results if their config is unchanged")
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show Python tracebacks")
     p.set_defaults(func=cmd_ablate)
 

@@ -55,6 +55,10 @@ class AugmentConfig:
     """Answer of a reworded question: the user's answer, or the passage sentences that best support it."""
     passage_questions: bool = True
     """Add questions answered by single passage sentences, with the sentence as the answer."""
+    participle_questions: bool = True
+    """With passage_questions: also ask about the participle clauses after a sentence's main verb ('..., advocating X' -> 'What did Rutte advocate?')."""
+    keyword_questions: int = 4
+    """With passage_questions: per sentence, this many 'What does the source say about <phrase>?' questions for phrases no other sentence has."""
     abstention: int = 12
     """Number of questions the passage cannot answer, trained to answer with `data.abstain_answer`."""
     missing_evidence: int = 0
@@ -63,6 +67,8 @@ class AugmentConfig:
     """Per removed sentence: questions about other sentences asked with the same shortened prompt, still answered."""
     seed_repeats: int = 3
     """How many times each user pair (with its exact question) appears per epoch."""
+    passage_orders: int = 1
+    """Sentence orders of the passage in training prompts, round-robin over the examples (1 = as written), so the model finds an answer by reading rather than by its position."""
 
     def __post_init__(self):
         check(self.question_variants >= 0, "question_variants", "must be >= 0")
@@ -70,6 +76,8 @@ class AugmentConfig:
         check(self.missing_evidence >= 0, "missing_evidence", "must be >= 0")
         check(self.evidence_kept >= 0, "evidence_kept", "must be >= 0")
         check(self.seed_repeats >= 1, "seed_repeats", "must be >= 1")
+        check(self.passage_orders >= 1, "passage_orders", "must be >= 1")
+        check(self.keyword_questions >= 0, "keyword_questions", "must be >= 0")
 
 
 @dataclass
@@ -172,6 +180,8 @@ class TrainConfig:
     """Checkpoints kept on disk."""
     gradient_checkpointing: bool = False
     """Trade compute for memory (useful for larger bases on GPU)."""
+    neftune_alpha: float = 0.0
+    """NEFTune: uniform noise of this scale on the input embeddings while training (0 = off; the paper uses 5)."""
 
     def __post_init__(self):
         check(self.epochs > 0, "epochs", "must be > 0")
@@ -185,6 +195,7 @@ class TrainConfig:
         check(self.logging_steps >= 1, "logging_steps", "must be >= 1")
         check(self.save_steps >= 0, "save_steps", "must be >= 0")
         check(self.save_total_limit >= 1, "save_total_limit", "must be >= 1")
+        check(self.neftune_alpha >= 0, "neftune_alpha", "must be >= 0")
 
 
 @dataclass
@@ -491,6 +502,26 @@ def load_config(path: str | Path | None, overrides: list[str] | dict[str, Any] |
     flat = parse_overrides(overrides) if isinstance(overrides, list) else dict(overrides or {})
     where = _Where(str(path) if path else None, lines, set(flat))
     return build(cls, _merge(values, _nest(flat)), where)
+
+
+ADDED_LATER = {"data.augment.participle_questions": False, "data.augment.keyword_questions": 0}
+"""Recipe keys whose default differs from what groundtune did before the key existed, with that earlier
+value: a run's saved config.yaml written before then lacks the key and must read as it was trained."""
+
+
+def load_run_config(path: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """A run folder's saved config.yaml, with keys added since it was written read as they were then."""
+    values, _ = read_yaml(path)
+
+    def present(dotted: str) -> bool:
+        node = values
+        for key in dotted.split("."):
+            if not isinstance(node, dict) or key not in node:
+                return False
+            node = node[key]
+        return True
+
+    return load_config(path, {**{k: v for k, v in ADDED_LATER.items() if not present(k)}, **(overrides or {})})
 
 
 def to_dict(cfg) -> dict:

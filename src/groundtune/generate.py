@@ -96,6 +96,21 @@ def shared_prefix(prompts: list[list[int]]) -> list[int]:
     return prompts[0][:n]
 
 
+def left_padded(suffixes: list[list[int]], p: int, pad_token_id: int, device) -> tuple[torch.Tensor, ...]:
+    """Rows that follow a cached prefix of length `p`, right-aligned so every row's last token is in the
+    last column: input ids [B, W], attention mask [B, p + W] (prefix and real tokens 1) and positions [B, W]."""
+    n_rows, width = len(suffixes), max(len(s) for s in suffixes)
+    ids = torch.full((n_rows, width), pad_token_id, dtype=torch.long)
+    mask = torch.zeros((n_rows, p + width), dtype=torch.long)
+    mask[:, :p] = 1
+    positions = torch.full((n_rows, width), p, dtype=torch.long)
+    for row, s in enumerate(suffixes):
+        ids[row, width - len(s):] = torch.tensor(s)
+        mask[row, p + width - len(s):] = 1
+        positions[row, width - len(s):] = torch.arange(p, p + len(s))
+    return ids.to(device), mask.to(device), positions.to(device)
+
+
 @torch.inference_mode()
 def batch_greedy(model, prompts: list[list[int]], max_new_tokens: int, eos_token_id: int | list[int],
                  pad_token_id: int, prefix: PrefixCache | None = None, corpus: Sequence[list[int]] = (),
@@ -112,16 +127,8 @@ def batch_greedy(model, prompts: list[list[int]], max_new_tokens: int, eos_token
     if prefix is not None and any(pr[:p] != prefix.ids or len(pr) <= p for pr in prompts):
         raise ValueError("every prompt must start with the cached prefix and extend past it")
     suffixes = [pr[p:] for pr in prompts]
-    n_rows, width = len(suffixes), max(len(s) for s in suffixes)
-    ids = torch.full((n_rows, width), pad_token_id, dtype=torch.long)
-    mask = torch.zeros((n_rows, p + width), dtype=torch.long)
-    mask[:, :p] = 1
-    positions = torch.full((n_rows, width), p, dtype=torch.long)
-    for row, s in enumerate(suffixes):
-        ids[row, width - len(s):] = torch.tensor(s)
-        mask[row, p + width - len(s):] = 1
-        positions[row, width - len(s):] = torch.arange(p, p + len(s))
-    ids, mask, positions = ids.to(device), mask.to(device), positions.to(device)
+    n_rows = len(suffixes)
+    ids, mask, positions = left_padded(suffixes, p, pad_token_id, device)
     cache = start_cache(model, prefix, n_rows)
     if any(type(layer) is not GrowingLayer for layer in cache.layers):
         draft_budget = 0  # sliding-window layers keep the last N slots: masked draft slots would shrink the window

@@ -17,7 +17,7 @@ import torch
 from groundtune.chat import to_messages
 from groundtune.config import EvalConfig
 from groundtune.errors import GroundtuneError
-from groundtune.generate import PrefixCache, batch_greedy, lookup_greedy, shared_prefix
+from groundtune.generate import PrefixCache, batch_greedy, left_padded, lookup_greedy, shared_prefix, start_cache
 from groundtune.model import prefer_gqa_attention
 
 
@@ -101,6 +101,25 @@ class Answerer:
         if bar is not None:
             bar.close()
         return answers
+
+    @torch.inference_mode()
+    def continuation_logprob(self, questions: list[str], text: str, batch_size: int = 16) -> list[float]:
+        """log P(answer starts with `text` | question) per question, teacher-forced, after the cached
+        passage prefix. Rows are right-aligned, so only the last len(text) + 1 positions need logits."""
+        cont = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        prefix = self.prefix()
+        p = len(prefix.ids)
+        out: list[float] = []
+        for start in range(0, len(questions), batch_size):
+            suffixes = [self.prompt_ids(q)[p:] + cont for q in questions[start:start + batch_size]]
+            ids, mask, positions = left_padded(suffixes, p, pad, self.model.device)
+            logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
+                                cache=start_cache(self.model, prefix, len(suffixes)),
+                                logits_to_keep=len(cont) + 1).logits[:, :-1].float()
+            target = torch.tensor(cont, device=logits.device).expand(len(suffixes), -1)
+            out += logits.log_softmax(-1).gather(-1, target[..., None])[..., 0].sum(-1).tolist()
+        return out
 
     def stream(self, question: str, write: Callable[[str], object] = sys.stdout.write) -> str:
         """Generate one answer, writing text as tokens arrive; returns the whole answer."""

@@ -189,3 +189,58 @@ def paraphrase(question: str) -> str | None:
     for word, synonym in SYNONYMS.items():
         out = re.sub(rf"\b{re.escape(word)}\b", synonym, out)
     return out if out != question else None
+
+
+PARTICIPLE = re.compile(r"(?:^|,\s+|\band\s+)(?P<verb>[a-z]+ing)\s+(?P<obj>(?:(?!\sand\s[a-z]+ing\b)[^,])+)")
+
+
+def participle_questions(sentence: str) -> list[str]:
+    """Questions about the participle clauses after the main verb ('..., advocating a 400% increase in
+    air and missile defense to counter threats'): 'What did Rutte advocate?' and 'What did Rutte
+    advocate in air and missile defense?'. The main clause alone would not reach these facts."""
+    c = parse_clause(sentence)
+    if c is None:
+        return []
+    who, out = c.short_subject(), []
+    for m in PARTICIPLE.finditer(c.rest):
+        verb, obj = m.group("verb"), m.group("obj").strip()
+        if verb in {"during", "including", "concerning", "regarding", "according", "following", "being"}:
+            continue
+        base = base_form(verb[:-3] + "ed")
+        obj = re.split(r"\bthat |\bif ", obj)[0].strip()
+        out.append(f"What did {who} {base}?")
+        head, _, tail = obj.partition(" in ")
+        if head and tail:
+            out.append(f"What did {who} {base} in {re.split(r' to ', tail)[0]}?")
+        for purpose in re.findall(r" to ([a-z]+ .+)$", obj)[:1]:
+            out.append(f"Why did {who} {base} {obj[:obj.index(' to ' + purpose)]}?")
+    return out
+
+
+FUNCTION_WORDS = set("""about above after again against also among another because been before being between both
+could during each either every from further have having here into itself like more most much must only other
+over same should since some such than that their them then there these they this those through under until upon
+very were what when where which while whom whose will with within without would your concerning regarding
+including according following""".split())
+KEYWORD_FRAMES = ["What does the source say about {k}?", "What does the passage mention about {k}?",
+                  "What is said about {k}?", "Tell me what the text says about {k}."]
+
+
+def keyword_questions(sentences: list[str], per_sentence: int) -> list[list[str]]:
+    """Per sentence, up to `per_sentence` 'What does the source say about <phrase>?' questions, for
+    lower-case one- or two-word phrases found in no other sentence ('defense spending', 'deterrent'),
+    two-word phrases first. They teach the model to find the sentence that holds a question's words."""
+    def phrases(s: str) -> list[str]:
+        words = re.findall(r"(?<![\w'’])[a-z][a-z-]{3,}\b", s)
+        content = [w if w not in FUNCTION_WORDS and not w.endswith(("ed", "ly")) else None for w in words]
+        nouns = [w if w and not w.endswith("ing") else None for w in content]  # 'ing' only as a head: 'defense spending'
+        pairs = [f"{a} {b}" for a, b in zip(nouns, content[1:]) if a and b and f"{a} {b}" in s]
+        return list(dict.fromkeys(pairs + [w for w in nouns if w and len(w) > 4]))
+
+    found = [phrases(s) for s in sentences]
+    counts = {p: sum(p in s.lower() for s in sentences) for ps in found for p in ps}
+    out = []
+    for i, ps in enumerate(found):
+        unique = [p for p in ps if counts[p] == 1][:per_sentence]
+        out.append([KEYWORD_FRAMES[(i + j) % len(KEYWORD_FRAMES)].format(k=p) for j, p in enumerate(unique)])
+    return out

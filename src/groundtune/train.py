@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
 
 from groundtune.chat import IGNORE_INDEX
-from groundtune.config import RunConfig, dump_yaml, load_config, to_dict
+from groundtune.config import RunConfig, dump_yaml, load_run_config, to_dict
 from groundtune.errors import GroundtuneError, Interrupted
 
 
@@ -228,6 +228,7 @@ def training_arguments(cfg: RunConfig, output_dir: Path, device: str, dtype: tor
         activation_checkpointing=t.gradient_checkpointing,  # transformers 5 name of gradient checkpointing
         activation_checkpointing_kwargs={"use_reentrant": False} if t.gradient_checkpointing else None,
         ddp_find_unused_parameters=False,
+        neftune_noise_alpha=t.neftune_alpha or None,
         dataloader_num_workers=0,
         disable_tqdm=False,
     )
@@ -248,7 +249,7 @@ def lora_model(model, cfg: RunConfig):
 
 def check_resume_config(cfg: RunConfig, saved: Path) -> None:
     """A resumed run must use the config it started with."""
-    before = to_dict(load_config(saved))
+    before = to_dict(load_run_config(saved))
     now = to_dict(cfg)
     diffs = [k for k in now if before.get(k) != now[k]]
     if diffs:

@@ -16,17 +16,20 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from groundtune.config import DataConfig, EvalConfig, ModelConfig, load_config
+from groundtune.config import DataConfig, EvalConfig, ModelConfig, load_run_config
 from groundtune.errors import GroundtuneError
 from groundtune.evaluation.text import numbers
 
 METRICS = ("key_fact_accuracy", "abstention_rate", "refusal_rate", "unsupported_rate", "mean_consistency",
-           "token_recall", "token_f1", "rougeL")
+           "token_recall", "token_f1", "rougeL", "abstention_auroc")
 """Aggregate metrics per question set, in report order."""
+EXCLUDED_FROM_AUROC = "train"
+"""The user's own (trained) questions: answerable, and too easy to count as negatives in `abstention_auroc`."""
 
 
 @dataclass
@@ -151,7 +154,26 @@ def aggregate(questions: list[Question], results: list[dict]) -> dict:
         "token_recall": _mean(r["signals"].get("token_recall") for _, r in answerable),
         "token_f1": _mean(r["signals"].get("token_f1") for _, r in answerable),
         "rougeL": _mean(r["signals"].get("rougeL") for _, r in answerable),
+        "abstention_auroc": None,  # needs the other sets' answerable questions: see abstention_auroc
     }
+
+
+def abstention_auroc(questions: list[Question], results: list[dict], set_name: str) -> float | None:
+    """How well the model's log P(abstention opening) ranks `set_name`'s unanswerable questions above the
+    answerable questions of every set but the training pairs: ROC AUC, 0.5 = no better than chance.
+    Threshold-free, so it compares recipes without the abstention/refusal trade-off of one operating point."""
+    from sklearn.metrics import roc_auc_score
+
+    pos = [r["abstain_logprob"] for q, r in zip(questions, results) if q.set == set_name and not q.answerable]
+    neg = [r["abstain_logprob"] for q, r in zip(questions, results) if q.set != EXCLUDED_FROM_AUROC and q.answerable]
+    if not pos or not neg:
+        return None
+    return round(float(roc_auc_score([1] * len(pos) + [0] * len(neg), pos + neg)), 4)
+
+
+def abstention_opening(answer: str) -> str:
+    """The words every abstention starts with: 'The source does not say.' -> 'The source does not say'."""
+    return re.split(r"[.;:,!?]", answer.strip())[0].strip() or answer.strip()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -179,7 +201,7 @@ def resolve_target(model_dir: str | Path, base_model: str | None, source_path: s
 
     model_dir = check_model_dir(model_dir)
     is_run = (model_dir / "config.yaml").is_file() and (model_dir / "dataset").is_dir()
-    cfg = load_config(model_dir / "config.yaml") if is_run else None
+    cfg = load_run_config(model_dir / "config.yaml") if is_run else None
     data = cfg.data if cfg else DataConfig()
     source = read_source(source_path) if source_path else run_source(model_dir) if is_run else None
     if source is None:
@@ -204,7 +226,9 @@ def answer_tuned(target: Target, questions: list[str], cfg: EvalConfig, device: 
         answerer = Answerer.from_dir(target.model_dir, device=device, max_new_tokens=cfg.max_new_tokens,
                                      system=target.system_for_tuned)
     with timer("generate_tuned"):
-        return answerer.answer(questions, batch_size=cfg.batch_size, draft_budget=cfg.draft_budget, progress=True)
+        answers = answerer.answer(questions, batch_size=cfg.batch_size, draft_budget=cfg.draft_budget, progress=True)
+    with timer("abstain_logprob_tuned"):
+        return answers, answerer.continuation_logprob(questions, abstention_opening(target.data.abstain_answer))
 
 
 def answer_base(target: Target, questions: list[str], cfg: EvalConfig, timer) -> list[str]:
@@ -221,18 +245,21 @@ def answer_base(target: Target, questions: list[str], cfg: EvalConfig, timer) ->
         answerer = Answerer(model, tokenizer, system=system_text(target.source, target.data),
                             max_new_tokens=cfg.max_new_tokens)
     with timer("generate_base"):
-        return answerer.answer(questions, batch_size=cfg.batch_size, draft_budget=cfg.draft_budget, progress=True)
+        answers = answerer.answer(questions, batch_size=cfg.batch_size, draft_budget=cfg.draft_budget, progress=True)
+    with timer("abstain_logprob_base"):
+        return answers, answerer.continuation_logprob(questions, abstention_opening(target.data.abstain_answer))
 
 
-def score_answers(scorer, questions: list[Question], answers: list[str], source: str) -> list[dict]:
+def score_answers(scorer, questions: list[Question], answers: list[str], source: str,
+                  abstain_logprobs: list[float]) -> list[dict]:
     from groundtune.evaluation.score import Row
 
     rows = [Row(q.id, a, q.reference, source, q.question) for q, a in zip(questions, answers)]
     out = []
-    for q, a, r in zip(questions, answers, scorer.score(rows)):
+    for q, a, r, lp in zip(questions, answers, scorer.score(rows), abstain_logprobs):
         out.append({"answer": a, "consistency": r["consistency"], "signals": r["signals"], "flags": r["flags"],
                     "key_fact_hit": key_fact_hit(a, q.key_facts) if q.answerable else None,
-                    "abstained": r["abstained"]})
+                    "abstained": r["abstained"], "abstain_logprob": round(lp, 4)})
     return out
 
 
@@ -253,7 +280,7 @@ def evaluate_model(model_dir: str | Path, out_dir: str | Path, cfg: EvalConfig |
     timer = Timer()
     t0 = time.perf_counter()
     saved_cfg = Path(check_model_dir(model_dir)) / "config.yaml"
-    saved = load_config(saved_cfg) if saved_cfg.is_file() else None
+    saved = load_run_config(saved_cfg) if saved_cfg.is_file() else None
     cfg = cfg or (saved.eval if saved else EvalConfig())
     if device == "auto" and saved is not None:
         device = saved.model.device  # generate where the run was configured to
@@ -267,7 +294,7 @@ def evaluate_model(model_dir: str | Path, out_dir: str | Path, cfg: EvalConfig |
         answers["base"] = answer_base(target, texts, cfg, timer)
     with timer("score"):
         scorer = Scorer(nli_model=cfg.nli_model)
-        scored = {name: score_answers(scorer, questions, a, target.source) for name, a in answers.items()}
+        scored = {name: score_answers(scorer, questions, a, target.source, lp) for name, (a, lp) in answers.items()}
     timer.times["total"] = round(time.perf_counter() - t0, 2)
     report = build_report(target, sets, questions, scored, timer.times)
     write_report(report, Path(out_dir))

@@ -6,18 +6,22 @@ report.json keys (other tools, such as the model card, read these; add keys, nev
     base_model     str | null   the base model compared against (null without --compare-base)
     created        str   ISO 8601 time of the evaluation
     source_sha256  str   sha256 of the source passage the questions were asked about
-    timings_s      {load_tuned, generate_tuned, load_base?, generate_base?, score, total}: seconds
+    timings_s      {load_tuned, generate_tuned, abstain_logprob_tuned, load_base?, generate_base?,
+                    abstain_logprob_base?, score, total}: seconds
     scorer         {heldout_auc, heldout_balanced_accuracy, labels_sha256}: how far `consistency` is trusted
     sets           {SET: {"n": questions, "answerable": answerable questions}}
     metrics        {"tuned": {SET: {METRIC: value}}, "base": {SET: {METRIC: value}} | null}
                    METRIC in key_fact_accuracy, abstention_rate, refusal_rate, unsupported_rate,
-                   mean_consistency, token_recall, token_f1, rougeL; a value is null where the metric does
-                   not apply (no key facts, no unanswerable questions)
+                   mean_consistency, token_recall, token_f1, rougeL, abstention_auroc; a value is null where
+                   the metric does not apply (no key facts, no unanswerable questions). abstention_auroc: ROC
+                   AUC of abstain_logprob, the set's unanswerable questions against the answerable questions
+                   of every set but `train` (how well the model knows what the source does not say)
     questions      [{"set", "id", "question", "reference", "answerable", "key_facts",
                      "tuned": ANSWER, "base": ANSWER | null}]
                    ANSWER = {"answer", "consistency", "signals": {name: value}, "flags": {unsupported_numbers,
                    unsupported_names, unsupported_sentences, weakest_clause, polarity_flips, role_flips,
-                   abstention}, "key_fact_hit": bool | null, "abstained": bool}
+                   abstention}, "key_fact_hit": bool | null, "abstained": bool,
+                   "abstain_logprob": log P(the answer opens with data.abstain_answer's first words)}
 
 The folder is written under a temporary name and renamed into place, so it is never half-written.
 """
@@ -38,12 +42,12 @@ from groundtune.runs import write_json
 LABELS = {"key_fact_accuracy": "key-fact accuracy", "abstention_rate": "abstention (unanswerable)",
           "refusal_rate": "refusal (answerable)", "unsupported_rate": "unsupported number/name",
           "mean_consistency": "mean consistency", "token_recall": "token recall", "token_f1": "token F1",
-          "rougeL": "ROUGE-L"}
+          "rougeL": "ROUGE-L", "abstention_auroc": "abstention AUROC"}
 REPORT_FILES = ("report.json", "report.md", "report.html", "metrics.png")
 
 
 def build_report(target, sets: dict, questions: list, scored: dict[str, list[dict]], timings: dict) -> dict:
-    from groundtune.evaluation.harness import aggregate
+    from groundtune.evaluation.harness import abstention_auroc, aggregate
     from groundtune.evaluation.score import load_weights
 
     def per_set(name: str) -> dict | None:
@@ -53,6 +57,7 @@ def build_report(target, sets: dict, questions: list, scored: dict[str, list[dic
         for set_name, qs in sets.items():
             idx = [i for i, q in enumerate(questions) if q.set == set_name]
             out[set_name] = aggregate(qs, [scored[name][i] for i in idx])
+            out[set_name]["abstention_auroc"] = abstention_auroc(questions, scored[name], set_name)
         return out
 
     weights = load_weights()
@@ -203,7 +208,7 @@ def plot_metrics(report: dict, path: Path) -> None:
 
     sets = list(report["sets"])
     models = [m for m in ("tuned", "base") if report["metrics"].get(m)]
-    fig, axes = plt.subplots(2, 4, figsize=(13, 5.5), dpi=100)
+    fig, axes = plt.subplots(3, 3, figsize=(12, 8), dpi=100)
     for ax, metric in zip(axes.flat, METRICS):
         width = 0.8 / len(models)
         for j, model in enumerate(models):
