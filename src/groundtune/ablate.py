@@ -83,14 +83,13 @@ def ablate(plan: str | Path, out_dir: str | Path, overwrite: bool = False, only:
         folder = train(cfg, overwrite=overwrite)
         train_s = time.perf_counter() - t0
         report = evaluate_run(folder, cfg.eval)
-        if n == 1 and "base" in (report["metrics"] or {}) and report["metrics"]["base"]:
+        if n == 1 and report["metrics"].get("base"):
             results[0] = {"row": 0, "name": BASE_ROW, "overrides": {}, "train_s": None,
                           "metrics": report["metrics"]["base"]}
         results[n] = {"row": n, "name": row.name, "overrides": row.overrides, "train_s": round(train_s, 1),
                       "metrics": report["metrics"]["tuned"]}
         ordered = [results[k] for k in sorted(results)]
         write_json(out / "ablation.json", {"plan": str(plan), "base_config": base_config, "rows": ordered})
-    ordered = [results[k] for k in sorted(results)]
     table = markdown(ordered, plan)
     (out / "ablation.md").write_text(table, encoding="utf-8")
     print(table, flush=True)

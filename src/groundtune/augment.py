@@ -14,9 +14,9 @@ source cannot answer. This stage adds, from the user's pairs and the passage alo
 * evidence removal (RAFT-style): passage questions asked with their sentence taken out of the prompt,
   answered with `abstain_answer`, next to questions whose evidence is still there, still answered.
 
-Opt-in, measured and not kept in the default recipe (README, "The recipe"): questions on participle
-clauses and on phrases only one sentence has (`participle_questions`, `keyword_questions`), and the
-passage shown in several sentence orders (`passage_orders`).
+Passage questions also ask about participle clauses and about phrases only one sentence has
+(`participle_questions`, `keyword_questions`: on in the default recipe). Opt-in, measured and not kept
+(README, "The recipe"): the passage shown in several sentence orders (`passage_orders`).
 
 Every added answer is a user answer, a passage sentence, or an abstention, so augmentation cannot
 teach a claim that neither the user nor the passage makes.
@@ -183,10 +183,9 @@ def sentence_questions(source: str, abstain_answer: str, participles: bool = Fal
     counts = Counter(e for s in sents for e in set(entities(s)))
     subject = main_entities(source)[0]
     stem = abstain_answer.rstrip(".")
-    by_keyword = keyword_questions([answer_sentence(s) for s in sents], keywords)
+    answers = [answer_sentence(s) for s in sents]
     out = []
-    for sent, topical in zip(sents, by_keyword):
-        answer = answer_sentence(sent)
+    for sent, answer, topical in zip(sents, answers, keyword_questions(answers, keywords)):
         own = [e for e in dict.fromkeys(entities(sent)) if counts[e] == 1][:2]
         asked = [f"What does the source say about {topic}?" for topic in own]
         asked += about_questions(sent, own, subject)

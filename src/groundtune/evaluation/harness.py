@@ -162,13 +162,13 @@ def abstention_auroc(questions: list[Question], results: list[dict], set_name: s
     """How well the model's log P(abstention opening) ranks `set_name`'s unanswerable questions above the
     answerable questions of every set but the training pairs: ROC AUC, 0.5 = no better than chance.
     Threshold-free, so it compares recipes without the abstention/refusal trade-off of one operating point."""
-    from sklearn.metrics import roc_auc_score
+    from groundtune.evaluation.calibrate import auc
 
     pos = [r["abstain_logprob"] for q, r in zip(questions, results) if q.set == set_name and not q.answerable]
     neg = [r["abstain_logprob"] for q, r in zip(questions, results) if q.set != EXCLUDED_FROM_AUROC and q.answerable]
     if not pos or not neg:
         return None
-    return round(float(roc_auc_score([1] * len(pos) + [0] * len(neg), pos + neg)), 4)
+    return round(auc(pos + neg, [1] * len(pos) + [0] * len(neg)), 4)
 
 
 def abstention_opening(answer: str) -> str:
@@ -219,19 +219,26 @@ def resolve_target(model_dir: str | Path, base_model: str | None, source_path: s
     return Target(model_dir, source, model_dir if is_run else None, base, data, system)
 
 
-def answer_tuned(target: Target, questions: list[str], cfg: EvalConfig, device: str, timer) -> list[str]:
+def answers_and_abstention(answerer, target: Target, questions: list[str], cfg: EvalConfig, timer,
+                           model: str) -> tuple[list[str], list[float]]:
+    """One model's greedy answers, and its log-probability of opening each answer with the abstention."""
+    with timer(f"generate_{model}"):
+        answers = answerer.answer(questions, batch_size=cfg.batch_size, draft_budget=cfg.draft_budget, progress=True)
+    with timer(f"abstain_logprob_{model}"):
+        return answers, answerer.continuation_logprob(questions, abstention_opening(target.data.abstain_answer))
+
+
+def answer_tuned(target: Target, questions: list[str], cfg: EvalConfig, device: str,
+                 timer) -> tuple[list[str], list[float]]:
     from groundtune.infer import Answerer
 
     with timer("load_tuned"):
         answerer = Answerer.from_dir(target.model_dir, device=device, max_new_tokens=cfg.max_new_tokens,
                                      system=target.system_for_tuned)
-    with timer("generate_tuned"):
-        answers = answerer.answer(questions, batch_size=cfg.batch_size, draft_budget=cfg.draft_budget, progress=True)
-    with timer("abstain_logprob_tuned"):
-        return answers, answerer.continuation_logprob(questions, abstention_opening(target.data.abstain_answer))
+    return answers_and_abstention(answerer, target, questions, cfg, timer, "tuned")
 
 
-def answer_base(target: Target, questions: list[str], cfg: EvalConfig, timer) -> list[str]:
+def answer_base(target: Target, questions: list[str], cfg: EvalConfig, timer) -> tuple[list[str], list[float]]:
     """The untuned base model, given the same system prompt (with the passage) the tuned model gets."""
     from groundtune.chat import system_text
     from groundtune.infer import Answerer
@@ -244,10 +251,7 @@ def answer_base(target: Target, questions: list[str], cfg: EvalConfig, timer) ->
         _, tokenizer, model = load_base(target.base)
         answerer = Answerer(model, tokenizer, system=system_text(target.source, target.data),
                             max_new_tokens=cfg.max_new_tokens)
-    with timer("generate_base"):
-        answers = answerer.answer(questions, batch_size=cfg.batch_size, draft_budget=cfg.draft_budget, progress=True)
-    with timer("abstain_logprob_base"):
-        return answers, answerer.continuation_logprob(questions, abstention_opening(target.data.abstain_answer))
+    return answers_and_abstention(answerer, target, questions, cfg, timer, "base")
 
 
 def score_answers(scorer, questions: list[Question], answers: list[str], source: str,
