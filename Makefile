@@ -12,7 +12,7 @@ CONFIG ?= configs/smollm2-135m-cpu.yaml
 # A fresh run folder per `make run`, so an earlier result is never overwritten; outputs/latest points at the newest.
 RUN_NAME ?= smollm2-135m-rutte-$(shell date +%Y%m%d-%H%M%S)
 
-.PHONY: run test test-fast bench ablation clean-venv help
+.PHONY: run test test-fast bench ablation kfold clean-venv help
 
 help:
 	@echo "make run    - data -> LoRA training -> evaluation on the embedded SmolLM2-135M (CPU); writes outputs/latest"
@@ -20,6 +20,7 @@ help:
 	@echo "make test-fast - the fast suite only (tiny models)"
 	@echo "make bench  - training/evaluation/decoding speed against the usual setup; writes outputs/bench/bench.md"
 	@echo "make ablation - one run per technique of the recipe (train + evaluate each); writes outputs/ablation/ablation.md"
+	@echo "make kfold  - 3 runs, each holding out 3 of the user's pairs and answering them; writes outputs/kfold/kfold.md"
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -43,6 +44,9 @@ bench: $(STAMP)
 
 ablation: $(STAMP)
 	$(GT) ablate --plan configs/ablation/recipe.yaml --out outputs/ablation --overwrite
+
+kfold: $(STAMP)
+	$(GT) kfold --config $(CONFIG) --folds 3 --out outputs/kfold
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -m "not slow"

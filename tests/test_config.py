@@ -67,6 +67,9 @@ def test_ablation_rows_keep_only_results_whose_config_is_unchanged(tmp_path):
     with pytest.raises(GroundtuneError, match=r"row 1 \(one\) changed since it was measured; run it too"):
         earlier_results(out, rows, selected=[3])
     assert sorted(earlier_results(out, rows, selected=[1, 3])) == [2]
+    plan.write_text(plan.read_text().replace("name: two\n", "name: two\n    overrides: {train.prefix_reuse: false}\n"))
+    _, rows = read_plan(plan)  # a speed-only setting is not a change
+    assert rows[1].config.train.prefix_reuse is False and sorted(earlier_results(out, rows, selected=[1, 3])) == [2]
 
 
 def write(tmp_path, text):
@@ -172,10 +175,14 @@ def test_a_run_config_saved_before_a_key_existed_reads_as_it_was_trained(tmp_pat
     path = tmp_path / "config.yaml"
     dump_yaml(cfg, path)
     assert to_dict(load_run_config(path)) == to_dict(cfg)  # a current file: nothing changes
-    old = "\n".join(line for line in path.read_text().splitlines()
-                    if not line.strip().startswith(("participle_questions:", "keyword_questions:")))
+    added = tuple(key.rsplit(".", 1)[1] + ":" for key in ADDED_LATER)
+    old = "\n".join(line for line in path.read_text().splitlines() if not line.strip().startswith(added))
     path.write_text(old + "\n")
-    before = load_run_config(path)
-    assert before.data.augment.participle_questions is False and before.data.augment.keyword_questions == 0
+    before = to_dict(load_run_config(path))
+    for key, value in ADDED_LATER.items():
+        node = before
+        for part in key.split("."):
+            node = node[part]
+        assert node == value, key
     assert ADDED_LATER["data.augment.keyword_questions"] != cfg.data.augment.keyword_questions  # why it matters
     assert load_run_config(path, {"data.augment.keyword_questions": 2}).data.augment.keyword_questions == 2

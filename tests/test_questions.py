@@ -82,3 +82,27 @@ def test_keyword_questions_use_phrases_of_one_sentence_only():
             phrase = re.search(r"about (.+?)[?.]$", q).group(1)
             assert [phrase in s for s in sents].count(True) == 1 and phrase in sents[i]  # only its own sentence
             assert not re.search(r"\b\w+(ed|ly)\b|about defense\?", q)  # no -ed verbs, adverbs or shared words
+
+
+def test_factoid_questions_ask_for_the_country_or_number_the_sentence_gives():
+    from groundtune.augment import NUMBER
+    from groundtune.questions import factoid_questions
+    qs = factoid_questions("Rutte welcomed France's decision to send Poland three more tanks, stating that it helps", NUMBER)
+    assert qs == ["Which country decided to send Poland three more tanks?", "Which country's decision does the source mention?",
+                  "How many more tanks does the source mention?"]  # a bare country ("Poland") is not asked about
+    qs = factoid_questions("Officials urged a 40% increase in air and missile defense to counter U.S. sanctions and "
+                           "Chinese exports.", NUMBER)
+    assert qs == ["Which country's sanctions does the source mention?", "Which country's exports are mentioned in the text?",
+                  "What percentage increase in air and missile defense does the source mention?"]
+    assert factoid_questions("Nothing here names a country or a number.", NUMBER) == []
+
+
+def test_factoid_questions_are_answered_by_their_sentence_when_switched_on():
+    from groundtune.augment import passage_pairs
+    source = "Rutte welcomed Germany's decision to provide Ukraine with two additional Patriot missile systems."
+    plain = passage_pairs(source, "seed.txt")
+    with_factoids = passage_pairs(source, "seed.txt", factoids=True)
+    added = {p.question for p in with_factoids} - {p.question for p in plain}
+    assert "Which country decided to provide Ukraine with two additional Patriot missile systems?" in added
+    assert "How many additional Patriot missile systems does the source mention?" in added
+    assert all(p.answer == source for p in with_factoids if p.question in added)

@@ -61,6 +61,78 @@ def test_shared_prefix_loss_equals_plain_loss(tokenizer, share):
     assert loss_sum.item() == pytest.approx(ref_sum, rel=1e-5)
 
 
+def _lora_grads(model) -> dict[str, torch.Tensor]:
+    return {k: p.grad.clone() for k, p in model.named_parameters() if p.grad is not None}
+
+
+@pytest.mark.parametrize("order", [(0, 1), (1, 0)])
+def test_prefix_reuse_gives_the_gradient_of_separate_prefixes(tokenizer, order):
+    """One accumulation window of two micro-batches: the prefix run once and reused gives the gradient of
+    running it per micro-batch. Batch A (one example) has a longer prefix (its question too) than batch B
+    (two examples): reusing A's cache in B slices it; reusing B's in A runs A's question with the rows."""
+    from groundtune.config import RunConfig
+    from groundtune.train import PrefixReuse, lora_model
+
+    torch.manual_seed(0)
+    model = lora_model(build_tiny_model(tokenizer, seed=3), RunConfig())
+    with torch.no_grad():  # LoRA B starts at zero, which would leave lora_A without gradient
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.02)
+    collate = PrefixSharingCollator(tokenizer.pad_token_id)
+    feats = examples(tokenizer)
+    batches = [collate(feats[:1]), collate(feats[1:])]
+    batches = [batches[i] for i in order]
+    assert batches[0]["prefix_ids"].numel() != batches[1]["prefix_ids"].numel()
+
+    def grads(reuse):
+        model.zero_grad()
+        for b in batches:
+            loss, _ = shared_prefix_loss(model, b, reuse)
+            loss.backward()
+        if reuse is not None:
+            reuse.flush()
+        return _lora_grads(model)
+
+    separate = grads(None)
+    reuse = PrefixReuse()
+    once = grads(reuse)
+    assert reuse.reused == 1 and reuse.ids is None
+    assert separate.keys() == once.keys() and len(once) > 0
+    for k in separate:
+        assert torch.allclose(separate[k], once[k], atol=1e-6, rtol=1e-4), k
+
+
+def test_trainer_with_prefix_reuse_takes_the_same_steps(tokenizer):
+    """Through the Trainer (2 micro-batches per step, 2 steps): the same LoRA weights with and without reuse,
+    and the reuse happened (the flush runs before clipping and the optimizer step)."""
+    import datasets
+    from transformers import TrainingArguments
+
+    from groundtune.config import RunConfig
+    from groundtune.train import GroundtuneTrainer, lora_model
+
+    feats = examples(tokenizer) * 2
+    out = {}
+    for reuse in (False, True):
+        torch.manual_seed(0)
+        model = lora_model(build_tiny_model(tokenizer, seed=4), RunConfig())
+        args = TrainingArguments(output_dir="/tmp/unused", max_steps=2, per_device_train_batch_size=1,
+                                 gradient_accumulation_steps=2, learning_rate=1e-2, max_grad_norm=1.0,
+                                 report_to="none", use_cpu=True, save_strategy="no", remove_unused_columns=False,
+                                 disable_tqdm=True, seed=0)
+        trainer = GroundtuneTrainer(model=model, args=args, train_dataset=datasets.Dataset.from_list(feats),
+                                    data_collator=PrefixSharingCollator(tokenizer.pad_token_id), reuse_prefix=reuse)
+        trainer.train()
+        assert (trainer.prefix_reuse is not None) == reuse
+        if reuse:
+            assert trainer.prefix_reuse.reused == 2 and trainer.prefix_reuse.ids is None
+        out[reuse] = {k: v.detach().clone() for k, v in model.named_parameters() if "lora_" in k}
+    for k in out[False]:
+        assert torch.allclose(out[False][k], out[True][k], atol=1e-6), k
+    assert any(not torch.equal(out[True][k], out[True][k] * 0) for k in out[True] if "lora_B" in k)
+
+
 def test_lora_moves_adapter_and_leaves_base_untouched(tokenizer):
     from transformers import TrainingArguments
 

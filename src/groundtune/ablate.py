@@ -103,13 +103,15 @@ def place(cfg: RunConfig, out: Path, n: int) -> None:
     cfg.eval.compare_base = n == 1
 
 
-SPEED_ONLY = ("batch_size", "draft_budget")
-"""eval.* settings that change how fast answers come, not which (greedy; tests/test_generate.py checks batching)."""
+SPEED_ONLY = {"eval": ("batch_size", "draft_budget"), "train": ("prefix_reuse",)}
+"""Settings that change how fast a row runs, not what it computes: eval batching (greedy, the same answers;
+tests/test_generate.py) and prefix reuse (the same gradient up to float rounding; tests/test_train.py)."""
 
 
 def comparable(config: dict) -> dict:
-    """A resolved config without the speed-only evaluation settings."""
-    return {**config, "eval": {k: v for k, v in config["eval"].items() if k not in SPEED_ONLY}}
+    """A resolved config without the speed-only settings."""
+    return {**config, **{section: {k: v for k, v in config[section].items() if k not in keys}
+                         for section, keys in SPEED_ONLY.items()}}
 
 
 def earlier_results(out: Path, rows: list[Row], selected: list[int]) -> dict[int, dict]:

@@ -14,8 +14,10 @@ source cannot answer. This stage adds, from the user's pairs and the passage alo
 * evidence removal (RAFT-style): passage questions asked with their sentence taken out of the prompt,
   answered with `abstain_answer`, next to questions whose evidence is still there, still answered.
 
-Passage questions also ask about participle clauses and about phrases only one sentence has
-(`participle_questions`, `keyword_questions`: on in the default recipe). Opt-in, measured and not kept
+Passage questions also ask about participle clauses, about phrases only one sentence has, and short
+questions whose answer is a country or a number ("Which country decided to ...?"), the answerable twins
+of the abstention questions (`participle_questions`, `keyword_questions`, `factoid_questions`: on in the
+default recipe). Opt-in, measured and not kept
 (README, "The recipe"): the passage shown in several sentence orders (`passage_orders`).
 
 Every added answer is a user answer, a passage sentence, or an abstention, so augmentation cannot
@@ -31,8 +33,8 @@ import re
 from collections import Counter
 
 from groundtune.config import AugmentConfig
-from groundtune.questions import (COUNTRIES, about_questions, clause_questions, keyword_questions, paraphrase,
-                                  participle_questions, title_questions, when_question)
+from groundtune.questions import (COUNTRIES, about_questions, clause_questions, factoid_questions, keyword_questions,
+                                  paraphrase, participle_questions, title_questions, when_question)
 from groundtune.readers import Pair, normalize_question
 
 # Rewordings that keep a question's meaning: (frame, lower-case the question's first letter).
@@ -175,7 +177,7 @@ def near_miss_questions(sentence: str, source: str, stem: str) -> list[tuple[str
 
 
 def sentence_questions(source: str, abstain_answer: str, participles: bool = False,
-                       keywords: int = 0) -> list[list[tuple[str, str, str]]]:
+                       keywords: int = 0, factoids: bool = False) -> list[list[tuple[str, str, str]]]:
     """Per passage sentence: (question, answer, kind) triples. Answered by the sentence (topic, cloze,
     what/why/how and yes/no questions, plus a reworded copy of each) or, for details the whole passage
     lacks, by an abstention. A yes/no question with a false premise is answered 'No.' + the sentence."""
@@ -197,15 +199,16 @@ def sentence_questions(source: str, abstain_answer: str, participles: bool = Fal
             reply = f"No. {answer}" if kind == "false" else f"Yes. {answer}" if YES_NO.match(q) else answer
             items += [(x, reply, "passage") for x in (q, paraphrase(q)) if x]
         items += [(q, a, "passage") for q, a in title_questions(answer)]
+        items += [(q, answer, "passage") for q in factoid_questions(answer, NUMBER)] if factoids else []
         items += [(q, a, "abstain") for q, a in near_miss_questions(sent, source, stem)]
         out.append(items)
     return out
 
 
 def passage_pairs(source: str, path: str, abstain_answer: str = "The source does not say.",
-                  participles: bool = False, keywords: int = 0) -> list[Pair]:
+                  participles: bool = False, keywords: int = 0, factoids: bool = False) -> list[Pair]:
     """Every sentence question, asked with the whole passage in the prompt."""
-    items = sentence_questions(source, abstain_answer, participles, keywords)
+    items = sentence_questions(source, abstain_answer, participles, keywords, factoids)
     return [Pair(q, a, source, path, i + 1, kind=kind) for i, qs in enumerate(items) for q, a, kind in qs]
 
 
@@ -312,7 +315,7 @@ def augment(pairs: list[Pair], cfg: AugmentConfig, abstain_answer: str) -> list[
         origin = pairs[0].path
         if cfg.passage_questions:
             for p in passage_pairs(source, f"{origin}#passage", abstain_answer, cfg.participle_questions,
-                                   cfg.keyword_questions):
+                                   cfg.keyword_questions, cfg.factoid_questions):
                 add(p)
         if cfg.missing_evidence:
             out += evidence_pairs(source, f"{origin}#evidence", abstain_answer, cfg.missing_evidence,

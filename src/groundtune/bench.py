@@ -103,7 +103,8 @@ def part_train(variant: str, config: str, n: int, epochs: float) -> dict:
         args = training_arguments(cfg, out, "cpu", model.dtype)
         args.save_strategy, args.disable_tqdm = "no", True
         trainer = GroundtuneTrainer(model=peft_model, args=args, train_dataset=tokenized,
-                                    data_collator=PrefixSharingCollator(tokenizer.pad_token_id, cfg.train.prefix_sharing))
+                                    data_collator=PrefixSharingCollator(tokenizer.pad_token_id, cfg.train.prefix_sharing),
+                                    reuse_prefix=cfg.train.prefix_sharing and cfg.train.prefix_reuse)
     t0 = time.perf_counter()
     trainer.train()
     seconds = time.perf_counter() - t0

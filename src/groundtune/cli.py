@@ -3,6 +3,7 @@
     groundtune data   --config CFG [--out DIR]            build and check the chat dataset
     groundtune train  --config CFG [--resume] [--overwrite] LoRA-train; writes outputs/<run>/
     groundtune run    --config CFG [--resume] [--overwrite] train, then evaluate (what `make run` does)
+    groundtune kfold  --config CFG [--folds K] [--out DIR]  train on all user pairs but every k-th; answer those
     groundtune ask    --model DIR ["question"]             answer one question, or chat interactively
     groundtune eval   --model DIR [--compare-base] [--questions FILE.jsonl] [--out DIR]   answer, score, report
     groundtune score  ROWS.jsonl [--source PASSAGE.txt] [--out FILE]   consistency of given answers
@@ -79,6 +80,13 @@ def cmd_ablate(args, extra) -> int:
 
     _no_overrides(extra)
     ablate(args.plan, args.out, overwrite=args.overwrite, only=args.rows)
+    return 0
+
+
+def cmd_kfold(args, extra) -> int:
+    from groundtune.kfold import kfold
+
+    kfold(_load(args, extra), args.folds, args.out, overwrite=args.overwrite)
     return 0
 
 
@@ -253,6 +261,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run only these rows (1-based); the others keep their results if their config is unchanged")
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show Python tracebacks")
     p.set_defaults(func=cmd_ablate)
+
+    p = with_config("kfold", "hold out each k-th user pair in turn: train on the rest, answer the held-out questions "
+                             "(tuned and base); writes OUT/kfold.md", cmd_kfold)
+    p.add_argument("--folds", type=int, default=3, help="number of folds (2 to the number of pairs) [default: 3]")
+    p.add_argument("--out", default="outputs/kfold", help="folder for the fold runs, kfold.json and kfold.md")
+    p.add_argument("--overwrite", action="store_true", help="replace fold run folders left by an earlier kfold")
 
     p = sub.add_parser("bench", help="measure training and generation speed against the usual setup (make bench)")
     p.add_argument("--config", default="configs/smollm2-135m-cpu.yaml", help="run config whose data and model to use")

@@ -59,6 +59,8 @@ class AugmentConfig:
     """With passage_questions: also ask about the participle clauses after a sentence's main verb ('..., advocating X' -> 'What did Rutte advocate?')."""
     keyword_questions: int = 4
     """With passage_questions: per sentence, this many 'What does the source say about <phrase>?' questions for phrases no other sentence has."""
+    factoid_questions: bool = True
+    """With passage_questions: also short questions whose answer is a country or a number of a sentence ('Which country decided to ...?', 'How many <things> does the source mention?')."""
     abstention: int = 12
     """Number of questions the passage cannot answer, trained to answer with `data.abstain_answer`."""
     missing_evidence: int = 0
@@ -168,6 +170,8 @@ class TrainConfig:
     """Gradient clipping norm."""
     prefix_sharing: bool = True
     """Run the prompt prefix shared by a batch (system prompt + passage) once per batch instead of once per example. Exact: same loss, less compute."""
+    prefix_reuse: bool = True
+    """With prefix_sharing and grad_accum > 1 (one process): run the prefix once per optimizer step and reuse it in every micro-batch of the step. Same gradient, less compute, the memory of one micro-batch."""
     group_by_length: bool = True
     """Batch examples of similar length to waste less on padding."""
     threads: int = 0
@@ -504,7 +508,8 @@ def load_config(path: str | Path | None, overrides: list[str] | dict[str, Any] |
     return build(cls, _merge(values, _nest(flat)), where)
 
 
-ADDED_LATER = {"data.augment.participle_questions": False, "data.augment.keyword_questions": 0}
+ADDED_LATER = {"data.augment.participle_questions": False, "data.augment.keyword_questions": 0,
+               "data.augment.factoid_questions": False, "train.prefix_reuse": False}
 """Recipe keys whose default differs from what groundtune did before the key existed, with that earlier
 value: a run's saved config.yaml written before then lacks the key and must read as it was trained."""
 

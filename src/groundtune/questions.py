@@ -244,3 +244,58 @@ def keyword_questions(sentences: list[str], per_sentence: int) -> list[list[str]
         unique = [p for p in ps if counts[p] == 1][:per_sentence]
         out.append([KEYWORD_FRAMES[(i + j) % len(KEYWORD_FRAMES)].format(k=p) for j, p in enumerate(unique)])
     return out
+
+
+# Deverbal nouns after a possessive country ("Germany's decision to ..."), with the verb they stand for.
+DEVERBAL = {"decision": "decided", "move": "moved", "plan": "planned", "proposal": "proposed", "offer": "offered",
+            "pledge": "pledged", "promise": "promised", "refusal": "refused", "commitment": "committed",
+            "request": "requested", "bid": "bid", "attempt": "attempted", "effort": "tried"}
+STOP_WORDS = PREPOSITIONS | {"and", "or", "but", "that", "which", "who", "if", "as", "than", "by", "while", "because"}
+
+
+def _noun_phrase(text: str, max_words: int, inner: frozenset = frozenset()) -> str:
+    """The words opening `text` up to a preposition, conjunction or punctuation mark (those in `inner`
+    may continue it), without a trailing `inner` word."""
+    words = []
+    for w in re.findall(r"[A-Za-z][\w'’-]*|[^\sA-Za-z]", text):
+        if not re.fullmatch(r"[A-Za-z][\w'’-]*", w) or (w.lower() in STOP_WORDS - inner) or len(words) == max_words:
+            break
+        words.append(w)
+    while words and words[-1] in inner:
+        words.pop()
+    return " ".join(words)
+
+
+def _factoid(i: int, wh: str, np: str) -> str:
+    verb = "are" if re.search(r"[^s]s$", np) else "is"
+    return [f"{wh} {np} does the source mention?", f"{wh} {np} {verb} mentioned in the text?"][i % 2]
+
+
+def factoid_questions(sentence: str, number: re.Pattern) -> list[str]:
+    """Short fronted questions whose answer is a country or a number in the sentence, the forms people ask
+    ('Which country decided to provide Ukraine with two Patriot systems?', 'Which country's officials does
+    the source mention?', 'How many additional Patriot missile systems does the source mention?').
+
+    They are the answerable twins of the abstention questions about countries and amounts, so a model does
+    not learn that a short question about a country or a number is one the source cannot answer.
+    """
+    s = sentence.rstrip(".")
+    out = []
+    demonyms = {adjective: country for country, (_, adjective) in COUNTRIES.items()}
+    names = "|".join(re.escape(n) for n in sorted([*COUNTRIES, *demonyms], key=len, reverse=True))
+    for i, m in enumerate(re.finditer(rf"(?<![\w.])(?P<name>{names})(?P<pos>['’]s)?(?!\w)(?=\s+(?P<rest>[^,;]+))", s)):
+        rest, possessive = m.group("rest"), bool(m.group("pos"))
+        if not (possessive or m.group("name") in demonyms or m.group("name") == "U.S."):
+            continue  # a bare country ("provide Ukraine with") is not a modifier to ask about
+        head = rest.split()[0]
+        if possessive and head in DEVERBAL and rest.split()[1:2] == ["to"]:
+            tail = re.split(r"\s(?:stating|saying|adding|which|while)\b", rest)[0]
+            out.append(f"Which country {DEVERBAL[head]} {tail.split(' ', 1)[1]}?")
+        np = _noun_phrase(rest, 3)
+        if np and np[0].islower():
+            out.append(_factoid(i, "Which country's", np))
+    for i, m in enumerate(number.finditer(s)):
+        np = _noun_phrase(s[m.end():], 6, frozenset({"in", "of", "and"}))
+        if np and np[0].islower():
+            out.append(_factoid(i, "What percentage" if re.search(r"%|percent", m.group(0)) else "How many", np))
+    return list(dict.fromkeys(out))

@@ -78,24 +78,93 @@ class PrefixSharingCollator:
         }
 
 
-def shared_prefix_loss(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """(sum of token cross-entropies, number of labelled tokens) for a collated batch."""
+def shared_prefix_loss(model, batch: dict[str, torch.Tensor],
+                       reuse: PrefixReuse | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(sum of token cross-entropies, number of labelled tokens) for a collated batch. With `reuse`, the
+    prefix's key/value cache comes from (or goes to) the accumulation window's `PrefixReuse`."""
     prefix, ids, mask, shift = batch["prefix_ids"], batch["input_ids"], batch["attention_mask"], batch["shift_labels"]
-    n_rows, suffix_len = ids.shape
+    n_rows = ids.shape[0]
     p = prefix.numel()
     cache = None
     if p:
-        cache = model(input_ids=prefix[None], use_cache=True, logits_to_keep=1).cache
-        cache.batch_repeat_interleave(n_rows)
+        if reuse is not None:
+            cache, p = reuse.cache_for(model, prefix, n_rows)
+            rest = prefix[p:]  # prefix tokens past the reused part: run with every row (never labelled)
+            ids = torch.cat([rest.expand(n_rows, -1), ids], dim=1)
+            mask = torch.cat([mask.new_ones(n_rows, rest.numel()), mask], dim=1)
+            shift = torch.cat([shift.new_full((n_rows, rest.numel()), IGNORE_INDEX), shift], dim=1)
+        else:
+            cache = model(input_ids=prefix[None], use_cache=True, logits_to_keep=1).cache
+            cache.batch_repeat_interleave(n_rows)
         mask = torch.cat([mask.new_ones(n_rows, p), mask], dim=1)
     keep = (shift != IGNORE_INDEX).any(dim=0).nonzero().squeeze(1)
-    positions = torch.arange(p, p + suffix_len, device=ids.device).expand(n_rows, -1)
+    positions = torch.arange(p, p + ids.shape[1], device=ids.device).expand(n_rows, -1)
     out = model(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache,
                 use_cache=cache is not None, logits_to_keep=keep)
     targets = shift[:, keep]
     loss_sum = F.cross_entropy(out.logits.flatten(0, 1).float(), targets.flatten(),
                                ignore_index=IGNORE_INDEX, reduction="sum")
     return loss_sum, (targets != IGNORE_INDEX).sum()
+
+
+class PrefixReuse:
+    """The passage prefix run once per optimizer step instead of once per micro-batch.
+
+    With gradient accumulation, every micro-batch of a step shares the same prompt prefix (system prompt +
+    passage) and the same weights, so its key/value cache is computed at the step's first micro-batch and
+    reused by the others through leaf copies. Each micro-batch's backward leaves its gradient on those
+    leaves; `flush` (after the step's last backward, before clipping and the optimizer) sends their sum
+    through the prefix's graph once. The gradient is the one separate prefixes give (a test checks it),
+    for the compute of one prefix per step, and peak memory stays that of one micro-batch.
+
+    A micro-batch reuses the longest common start of its prefix and the cached one; tokens past it are
+    run with every row. When that would cost more than a fresh prefix, the cache is flushed and rebuilt.
+    """
+
+    def __init__(self):
+        self.ids: list[int] | None = None
+        self.reused = 0  # micro-batches that reused a cached prefix (tests and logs)
+
+    def cache_for(self, model, prefix: torch.Tensor, n_rows: int):
+        """(cache with the reused prefix repeated for `n_rows` rows, number of prefix tokens it holds)."""
+        tokens = prefix.tolist()
+        if self.ids is not None:
+            n = common_prefix_length([self.ids, tokens])
+            if (len(tokens) - n) * n_rows < len(tokens):
+                self.reused += 1
+                return self._repeated(n, n_rows), n
+            self.flush()
+        cache = model(input_ids=prefix[None], use_cache=True, logits_to_keep=1).cache
+        if not self.supported(cache):  # keep the per-micro-batch prefix
+            cache.batch_repeat_interleave(n_rows)
+            return cache, len(tokens)
+        self.ids, self.cache = tokens, cache
+        self.kv = [(layer.keys, layer.values) for layer in cache.layers]
+        self.leaves = [(k.detach().requires_grad_(), v.detach().requires_grad_()) for k, v in self.kv]
+        return self._repeated(len(tokens), n_rows), len(tokens)
+
+    def _repeated(self, n: int, n_rows: int):
+        for layer, (k, v) in zip(self.cache.layers, self.leaves):
+            layer.keys = k[..., :n, :].repeat_interleave(n_rows, dim=0)
+            layer.values = v[..., :n, :].repeat_interleave(n_rows, dim=0)
+        return self.cache
+
+    def flush(self) -> None:
+        """Backpropagate the gradient the micro-batches left on the cached keys/values, then forget them."""
+        if self.ids is None:
+            return
+        pairs = [(t, leaf.grad) for kv, leaves in zip(self.kv, self.leaves) for t, leaf in zip(kv, leaves)
+                 if leaf.grad is not None]
+        if pairs:
+            torch.autograd.backward([t for t, _ in pairs], [g for _, g in pairs])
+        self.ids = self.cache = self.kv = self.leaves = None
+
+    @staticmethod
+    def supported(cache) -> bool:
+        """Only full-attention dynamic caches (a sliding-window layer keeps a cropped window)."""
+        from transformers.cache_utils import DynamicLayer
+
+        return all(type(layer) is DynamicLayer for layer in cache.layers)
 
 
 class ContextGroupedSampler(torch.utils.data.Sampler):
@@ -142,7 +211,19 @@ class ContextGroupedSampler(torch.utils.data.Sampler):
 
 class GroundtuneTrainer(Trainer):
     """Trainer whose loss is `shared_prefix_loss`, normalised like the Trainer's own (per labelled token),
-    and whose batches keep examples with the same passage together (`ContextGroupedSampler`)."""
+    whose batches keep examples with the same passage together (`ContextGroupedSampler`), and which, with
+    `reuse_prefix`, runs the passage once per optimizer step (`PrefixReuse`)."""
+
+    def __init__(self, *args, reuse_prefix: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.prefix_reuse = PrefixReuse() if reuse_prefix and self._can_reuse_prefix() else None
+
+    def _can_reuse_prefix(self) -> bool:
+        """One process, gradient accumulation, no DeepSpeed/FSDP, no NEFTune (its noise would be drawn once
+        per step for the prefix instead of once per micro-batch)."""
+        a = self.args
+        return (a.gradient_accumulation_steps > 1 and a.world_size == 1 and not a.neftune_noise_alpha
+                and not self.is_deepspeed_enabled and not self.is_fsdp_enabled)
 
     def _get_train_sampler(self, train_dataset=None):
         ds = train_dataset if train_dataset is not None else self.train_dataset
@@ -152,12 +233,18 @@ class GroundtuneTrainer(Trainer):
         return super()._get_train_sampler(train_dataset)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        loss_sum, n_tokens = shared_prefix_loss(model, inputs)
+        loss_sum, n_tokens = shared_prefix_loss(model, inputs, self.prefix_reuse)
         if num_items_in_batch is None:
             return loss_sum / n_tokens.clamp(min=1)
         loss = loss_sum / num_items_in_batch
         if self.args.average_tokens_across_devices and self.args.world_size > 1:
             loss = loss * self.accelerator.num_processes  # DDP averages gradients; the count was summed
+        return loss
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        if self.prefix_reuse is not None and self.accelerator.sync_gradients:
+            self.prefix_reuse.flush()  # the step's last micro-batch: clipping and the optimizer come next
         return loss
 
 
@@ -316,7 +403,7 @@ def _train_and_save(cfg: RunConfig, run, state, timer, base, tokenizer, model, d
     stopper = StopOnSignal()
     trainer = GroundtuneTrainer(model=peft_model, args=args, train_dataset=data.tokenized,
                                 data_collator=PrefixSharingCollator(tokenizer.pad_token_id, share),
-                                callbacks=[stopper])
+                                callbacks=[stopper], reuse_prefix=share and cfg.train.prefix_reuse)
     global_batch = cfg.train.batch_size * max(state.num_processes, 1) * cfg.train.grad_accum
     _log(state, f"training {cfg.model.base_model} on {model.device.type} ({model.dtype}), {state.num_processes} "
                 f"process(es): {len(data.tokenized)} examples x {cfg.train.epochs} epochs, global batch {global_batch} "
