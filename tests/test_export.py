@@ -102,13 +102,14 @@ def test_gguf_round_trip_tiny(tiny_run_folder, tmp_path, outtype):
     stats = gguf_round_trip(tiny_run_folder, path)
     assert stats["same_ids"] and stats["same_template"]
     assert stats["max_abs_diff"] <= TINY_TOLERANCE[outtype], stats
-    # The tiny random model's logits are near-ties everywhere (no top-2 margin above 0.5), so q8_0's small
-    # logit error flips some argmaxes (measured 1 to 7 of 450, depending on the trained adapter): for q8_0
-    # the distributions are compared instead (mean KL measured 2e-7). f32 and f16 flip none.
-    if outtype == "q8_0":
-        assert stats["kl"] < 1e-4, stats
-    else:
+    # The tiny random model's logits are near-ties everywhere (no top-2 margin above 0.5), so a small logit
+    # error flips some argmaxes: q8_0 1 to 7 of 450 and f16 0 or 1 (1 once the default data gained factoid
+    # questions), depending on the trained adapter. Those two compare the distributions instead (mean KL
+    # measured 2e-7 for q8_0, under 1e-8 for f16); f32 must agree everywhere.
+    if outtype == "f32":
         assert stats["top1"] == 1.0, stats
+    else:
+        assert stats["kl"] < {"f16": 1e-5, "q8_0": 1e-4}[outtype], stats
     reader = gguf.GGUFReader(path)
     types = {t.name: t.tensor_type.name for t in reader.tensors}
     assert types["blk.0.attn_norm.weight"] == "F32"
