@@ -35,15 +35,15 @@ def split(n: int, k: int) -> list[list[int]]:
 
 def write_fold(pairs: list[Pair], held: list[int], folder: Path) -> tuple[Path, Path]:
     """train.jsonl (the kept pairs, each with its passage) and heldout.jsonl (a question set) in `folder`."""
+    def write_jsonl(path: Path, rows: list[dict]) -> Path:
+        path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+        return path
+
     folder.mkdir(parents=True, exist_ok=True)
-    kept = [p for i, p in enumerate(pairs) if i not in held]
-    train, heldout = folder / "train.jsonl", folder / f"{HELDOUT}.jsonl"
-    train.write_text("".join(json.dumps({"question": p.question, "answer": p.answer, "source": p.source},
-                                        ensure_ascii=False) + "\n" for p in kept), encoding="utf-8")
-    heldout.write_text("".join(json.dumps({"id": f"pair-{i + 1}", "question": pairs[i].question,
-                                           "answer": pairs[i].answer}, ensure_ascii=False) + "\n" for i in held),
-                       encoding="utf-8")
-    return train, heldout
+    kept = [{"question": p.question, "answer": p.answer, "source": p.source}
+            for i, p in enumerate(pairs) if i not in held]
+    asked = [{"id": f"pair-{i + 1}", "question": pairs[i].question, "answer": pairs[i].answer} for i in held]
+    return write_jsonl(folder / "train.jsonl", kept), write_jsonl(folder / f"{HELDOUT}.jsonl", asked)
 
 
 def fold_config(cfg: RunConfig, train: Path, heldout: Path, out: Path, i: int) -> RunConfig:

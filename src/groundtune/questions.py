@@ -253,12 +253,18 @@ DEVERBAL = {"decision": "decided", "move": "moved", "plan": "planned", "proposal
 STOP_WORDS = PREPOSITIONS | {"and", "or", "but", "that", "which", "who", "if", "as", "than", "by", "while", "because"}
 
 
+DEMONYMS = {adjective: country for country, (_, adjective) in COUNTRIES.items()}
+COUNTRY_MENTION = re.compile(  # a country or demonym, possibly possessive, and the clause after it
+    rf"(?<![\w.])(?P<name>{'|'.join(re.escape(n) for n in sorted([*COUNTRIES, *DEMONYMS], key=len, reverse=True))})"
+    r"(?P<pos>['’]s)?(?!\w)(?=\s+(?P<rest>[^,;]+))")
+
+
 def _noun_phrase(text: str, max_words: int, inner: frozenset = frozenset()) -> str:
     """The words opening `text` up to a preposition, conjunction or punctuation mark (those in `inner`
     may continue it), without a trailing `inner` word."""
     words = []
     for w in re.findall(r"[A-Za-z][\w'’-]*|[^\sA-Za-z]", text):
-        if not re.fullmatch(r"[A-Za-z][\w'’-]*", w) or (w.lower() in STOP_WORDS - inner) or len(words) == max_words:
+        if not w[0].isalpha() or (w.lower() in STOP_WORDS - inner) or len(words) == max_words:
             break
         words.append(w)
     while words and words[-1] in inner:
@@ -281,11 +287,9 @@ def factoid_questions(sentence: str, number: re.Pattern) -> list[str]:
     """
     s = sentence.rstrip(".")
     out = []
-    demonyms = {adjective: country for country, (_, adjective) in COUNTRIES.items()}
-    names = "|".join(re.escape(n) for n in sorted([*COUNTRIES, *demonyms], key=len, reverse=True))
-    for i, m in enumerate(re.finditer(rf"(?<![\w.])(?P<name>{names})(?P<pos>['’]s)?(?!\w)(?=\s+(?P<rest>[^,;]+))", s)):
+    for i, m in enumerate(COUNTRY_MENTION.finditer(s)):
         rest, possessive = m.group("rest"), bool(m.group("pos"))
-        if not (possessive or m.group("name") in demonyms or m.group("name") == "U.S."):
+        if not (possessive or m.group("name") in DEMONYMS or m.group("name") == "U.S."):
             continue  # a bare country ("provide Ukraine with") is not a modifier to ask about
         head = rest.split()[0]
         if possessive and head in DEVERBAL and rest.split()[1:2] == ["to"]:

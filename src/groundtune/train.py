@@ -94,8 +94,7 @@ def shared_prefix_loss(model, batch: dict[str, torch.Tensor],
             mask = torch.cat([mask.new_ones(n_rows, rest.numel()), mask], dim=1)
             shift = torch.cat([shift.new_full((n_rows, rest.numel()), IGNORE_INDEX), shift], dim=1)
         else:
-            cache = model(input_ids=prefix[None], use_cache=True, logits_to_keep=1).cache
-            cache.batch_repeat_interleave(n_rows)
+            cache = prefix_cache(model, prefix, n_rows)
         mask = torch.cat([mask.new_ones(n_rows, p), mask], dim=1)
     keep = (shift != IGNORE_INDEX).any(dim=0).nonzero().squeeze(1)
     positions = torch.arange(p, p + ids.shape[1], device=ids.device).expand(n_rows, -1)
@@ -105,6 +104,14 @@ def shared_prefix_loss(model, batch: dict[str, torch.Tensor],
     loss_sum = F.cross_entropy(out.logits.flatten(0, 1).float(), targets.flatten(),
                                ignore_index=IGNORE_INDEX, reduction="sum")
     return loss_sum, (targets != IGNORE_INDEX).sum()
+
+
+def prefix_cache(model, prefix: torch.Tensor, n_rows: int = 1):
+    """The key/value cache of `prefix` run once, repeated for `n_rows` rows."""
+    cache = model(input_ids=prefix[None], use_cache=True, logits_to_keep=1).cache
+    if n_rows > 1:
+        cache.batch_repeat_interleave(n_rows)
+    return cache
 
 
 class PrefixReuse:
@@ -122,8 +129,12 @@ class PrefixReuse:
     """
 
     def __init__(self):
-        self.ids: list[int] | None = None
         self.reused = 0  # micro-batches that reused a cached prefix (tests and logs)
+        self._forget()
+
+    def _forget(self) -> None:
+        self.ids: list[int] | None = None  # the cached prefix's tokens; None: nothing cached
+        self.cache = self.kv = self.leaves = None
 
     def cache_for(self, model, prefix: torch.Tensor, n_rows: int):
         """(cache with the reused prefix repeated for `n_rows` rows, number of prefix tokens it holds)."""
@@ -134,7 +145,7 @@ class PrefixReuse:
                 self.reused += 1
                 return self._repeated(n, n_rows), n
             self.flush()
-        cache = model(input_ids=prefix[None], use_cache=True, logits_to_keep=1).cache
+        cache = prefix_cache(model, prefix)
         if not self.supported(cache):  # keep the per-micro-batch prefix
             cache.batch_repeat_interleave(n_rows)
             return cache, len(tokens)
@@ -157,7 +168,7 @@ class PrefixReuse:
                  if leaf.grad is not None]
         if pairs:
             torch.autograd.backward([t for t, _ in pairs], [g for _, g in pairs])
-        self.ids = self.cache = self.kv = self.leaves = None
+        self._forget()
 
     @staticmethod
     def supported(cache) -> bool:
