@@ -120,3 +120,39 @@ def test_passage_orders_reorder_whole_sentences_and_keep_the_first_order():
     pairs[3] = Pair("Q3?", "A.", text, "f.txt", 1, context="Alpha one.")  # evidence removed: left alone
     shown = [p.context for p in with_orders(pairs, 2)]
     assert shown == [None, reordered(text, 1), None, "Alpha one."]
+
+
+def test_swap_twins_ask_about_someone_neither_the_passage_nor_the_user_mentions():
+    from groundtune.augment import swap_pairs
+    from groundtune.questions import COUNTRIES, PEOPLE, country_forms
+    known = " ".join(f"{p.question} {p.answer}" for p in PAIRS)
+    twins = swap_pairs(SOURCE, known, 40, "The source does not say.", "x", participles=True, keywords=4, factoids=True)
+    asked = {normalize_question(q) for items in [passage_pairs(SOURCE, "x", participles=True, keywords=4, factoids=True)]
+             for q in (p.question for p in items)}
+    assert len(twins) == 40 and len({p.question for p in twins}) == 40
+    named_in_data = {COUNTRIES[c][0] for c in country_forms(SOURCE + " " + known)}
+    assert {"Beijing", "Brasilia", "New Delhi", "Taipei"} <= named_in_data  # China in the passage, the rest in user answers
+    people = countries = 0
+    for p in twins:
+        assert p.kind == "abstain" and normalize_question(p.question) not in asked
+        missing = re.fullmatch(r"The source does not say; it does not mention (?:the )?(.+)\.", p.answer).group(1)
+        assert missing not in SOURCE + known
+        if missing in COUNTRIES:
+            countries += 1
+            assert COUNTRIES[missing][0] not in named_in_data
+            capitals = lambda text: {COUNTRIES[c][0] for c in country_forms(text)}  # noqa: E731 (Britain = United Kingdom)
+            assert capitals(p.question) - capitals(SOURCE) == {COUNTRIES[missing][0]}  # the swapped-in country is asked about
+        else:
+            people += 1
+            assert missing in PEOPLE and missing.split()[-1] in p.question
+    assert people >= 10 and countries >= 10  # both kinds, in turns
+    assert swap_pairs(SOURCE, known, 0, "No.", "x") == []
+    other = swap_pairs(OTHER, "", 5, "No.", "x", factoids=True)  # names no country: person twins only
+    assert other and all(p.answer.removeprefix("No; it does not mention ").rstrip(".") in PEOPLE for p in other)
+
+
+def test_augment_adds_the_swap_twins_only_when_asked():
+    base = augment(PAIRS, AugmentConfig(), "The source does not say.")
+    more = augment(PAIRS, AugmentConfig(swap_questions=12), "The source does not say.")
+    added = [p for p in more if p.path.endswith("#swap")]
+    assert not any(p.path.endswith("#swap") for p in base) and len(added) == 12 and len(more) == len(base) + 12

@@ -106,3 +106,24 @@ def test_factoid_questions_are_answered_by_their_sentence_when_switched_on():
     assert "Which country decided to provide Ukraine with two additional Patriot missile systems?" in added
     assert "How many additional Patriot missile systems does the source mention?" in added
     assert all(p.answer == source for p in with_factoids if p.question in added)
+
+
+def test_swap_country_replaces_the_first_mention_with_the_same_form():
+    from groundtune.questions import country_forms, swap_country
+    present = country_forms("Germany sends U.S. weapons to Ukrainian troops")
+    assert present == {"Germany", "U.S.", "Ukraine"}
+    assert swap_country("What did Rutte say about Germany?", present, "Japan") == "What did Rutte say about Japan?"
+    assert swap_country("Did Berlin's move help Kyiv?", present, "France") == "Did Paris's move help Kyiv?"  # capital
+    assert swap_country("Why buy American arms for Ukraine?", present, "Italy") == "Why buy Italian arms for Ukraine?"
+    assert swap_country("What about U.S. weapons?", present, "Poland") == "What about Poland weapons?"
+    assert swap_country("What did Rutte say?", present, "Japan") is None
+    assert country_forms("a U.S.-made system; Russians, Chinatown") == {"U.S."}  # whole words only
+
+
+def test_swap_person_replaces_the_name_with_its_title_or_the_surname_alone():
+    from groundtune.questions import swap_person
+    assert swap_person("What did Rutte say about China?", "Rutte", "Emmanuel Macron") == "What did Macron say about China?"
+    assert swap_person("Did Rutte welcome it?", "Rutte", "Emmanuel Macron") == "Did Macron welcome it?"
+    assert (swap_person("What does the source say about NATO Secretary General Mark Rutte?", "Rutte", "Olaf Scholz")
+            == "What does the source say about Olaf Scholz?")
+    assert swap_person("Who is the NATO Secretary General?", "Rutte", "Olaf Scholz") is None

@@ -239,3 +239,26 @@ def test_gradient_checkpointing_trains(tiny_model_dir, tmp_path, monkeypatch):
                                                                         "train.gradient_checkpointing": True})
     assert main(["train", *cli_overrides(overrides)]) == 0
     assert seen["args"] is True
+
+
+def test_kept_checkpoints_rebuild_the_final_model(tiny_model_dir, tmp_path):
+    """train.keep_checkpoints leaves each epoch's adapter in RUN/checkpoints; scripts/epoch_curve.py merges
+    one into the base as a model folder, and the last epoch's folder holds the run's own weights."""
+    import importlib.util
+
+    from safetensors.torch import load_file
+
+    spec = importlib.util.spec_from_file_location("epoch_curve", Path(__file__).parents[1] / "scripts" / "epoch_curve.py")
+    curve = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(curve)
+    overrides = tiny_run_overrides(tiny_model_dir, tmp_path / "out", **{"train.epochs": 2, "train.keep_checkpoints": True})
+    assert main(["train", *cli_overrides(overrides)]) == 0
+    run = tmp_path / "out" / "tiny"
+    found = curve.checkpoints(run)
+    assert [epoch for epoch, _ in found] == [1.0, 2.0]
+    folder = curve.merged_folder(run, found[-1][1], tmp_path / "epoch-2")
+    assert {p.name for p in folder.iterdir()} >= {"model.safetensors", "config.yaml", "chat_template.jinja", "dataset"}
+    final, rebuilt = load_file(run / "model.safetensors"), load_file(folder / "model.safetensors")
+    assert final.keys() == rebuilt.keys() and all(torch.allclose(final[k], rebuilt[k], atol=1e-6) for k in final)
+    first = load_file(curve.merged_folder(run, found[0][1], tmp_path / "epoch-1") / "model.safetensors")
+    assert not all(torch.allclose(final[k], first[k], atol=1e-6) for k in final), "epoch 1 differs from the end"

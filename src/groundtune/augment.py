@@ -33,8 +33,9 @@ import re
 from collections import Counter
 
 from groundtune.config import AugmentConfig
-from groundtune.questions import (COUNTRIES, about_questions, clause_questions, factoid_questions, keyword_questions,
-                                  paraphrase, participle_questions, title_questions, when_question)
+from groundtune.questions import (COUNTRIES, PEOPLE, about_questions, clause_questions, country_forms, factoid_questions,
+                                  keyword_questions, paraphrase, participle_questions, swap_country, swap_person,
+                                  title_questions, when_question)
 from groundtune.readers import Pair, normalize_question
 
 # Rewordings that keep a question's meaning: (frame, lower-case the question's first letter).
@@ -87,6 +88,7 @@ NUMBER_WORDS = r"one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|
 NUMBER = re.compile(rf"\b(?:\d[\d,.]*(?:\s?(?:%|percent\b|per cent\b))?|(?:{NUMBER_WORDS})\b)", re.IGNORECASE)
 DISCOURSE = re.compile(r"^(?:(?:In recent developments|Furthermore|Additionally|Moreover|However|Meanwhile|Amid these "
                        r"discussions|In addition|Also|Separately|Finally|Earlier|Later),\s*)", re.IGNORECASE)
+WH = re.compile(r"^(?:What|Who|Whom|Whose|Which|Why|How|When|Where)\b")  # a question, not a cloze or yes/no one
 YES_NO = re.compile(r"^(Did|Does|Do|Has|Have|Had|Is|Are|Was|Were|Will|Would|Can|Could)\b")
 _COMMON_STARTS = {"in", "the", "a", "an", "furthermore", "additionally", "amid", "moreover", "however", "also",
                   "meanwhile", "this", "these", "it", "he", "she", "they", "on", "at", "for", "finally", "earlier"}
@@ -261,6 +263,40 @@ def abstention_pairs(source: str, n: int, answer: str, path: str) -> list[Pair]:
     return [Pair(q, a, source, path, i + 1, kind="abstain") for i, (q, a) in enumerate(mixed[:n])]
 
 
+THE = {"United States", "United Kingdom", "Netherlands"}  # "it does not mention the Netherlands"
+
+
+def swap_pairs(source: str, known: str, n: int, answer: str, path: str, **kinds) -> list[Pair]:
+    """Up to `n` absent-entity twins of the passage questions: the same question about a country or a
+    person that neither the passage nor the user's pairs (`known`) mention, answered "<answer>; it does not
+    mention <them>." ("What did Rutte say about China?" -> "What did Rutte say about Japan?" and "What did
+    Macron say about China?"). The model learns to check that the passage names whom a question asks about,
+    not only that the question looks like one it knows. Only wh-questions are twinned (no yes/no or cloze
+    sentences, whose twins read like garbled passage sentences). `kinds`: the
+    passage-question switches, as for `passage_pairs`."""
+    stem = answer.rstrip(".")
+    present = country_forms(source)
+    named = {COUNTRIES[c][0] for c in country_forms(source + " " + known)}  # by capital: "U.S." is "United States"
+    absent = list({COUNTRIES[c][0]: c for c in reversed(COUNTRIES) if COUNTRIES[c][0] not in named}.values())[::-1]
+    people = [p for p in PEOPLE if not re.search(rf"\b{re.escape(p.split()[-1])}\b", source + " " + known)]
+    surname = main_entities(source)[0].split()[-1]
+    per_sentence = [[q for q, a, kind in items if kind == "passage" and WH.match(q)]
+                    for items in sentence_questions(source, answer, **kinds)]
+    out: list[tuple[str, str]] = []
+    for r in range(max(map(len, per_sentence), default=0)):
+        for question in [qs[r] for qs in per_sentence if r < len(qs)]:
+            k = len(out)  # a country and a person in turns, each cycling through its list
+            country = absent[k // 2 % len(absent)] if absent else None
+            person = people[k // 2 % len(people)] if people else None
+            twins = [(country and swap_country(question, present, country), country),
+                     (person and swap_person(question, surname, person), person)]
+            for twin, who in twins[::-1] if k % 2 else twins:
+                if twin:
+                    out.append((twin, f"{stem}; it does not mention {'the ' * (who in THE)}{who}."))
+                    break
+    return [Pair(q, a, source, path, i + 1, kind="abstain") for i, (q, a) in enumerate(out[:n])]
+
+
 def grounded_answer(question: str, answer: str, source: str, k: int = 1) -> str:
     """The k passage sentences (default one) that best support a question's answer, in passage order.
 
@@ -316,6 +352,11 @@ def augment(pairs: list[Pair], cfg: AugmentConfig, abstain_answer: str) -> list[
         if cfg.passage_questions:
             for p in passage_pairs(source, f"{origin}#passage", abstain_answer, cfg.participle_questions,
                                    cfg.keyword_questions, cfg.factoid_questions):
+                add(p)
+            known = " ".join(f"{p.question} {p.answer}" for p in pairs if p.source == source)
+            for p in swap_pairs(source, known, cfg.swap_questions, abstain_answer, f"{origin}#swap",
+                                participles=cfg.participle_questions, keywords=cfg.keyword_questions,
+                                factoids=cfg.factoid_questions):
                 add(p)
         if cfg.missing_evidence:
             out += evidence_pairs(source, f"{origin}#evidence", abstain_answer, cfg.missing_evidence,

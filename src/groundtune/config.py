@@ -61,6 +61,8 @@ class AugmentConfig:
     """With passage_questions: per sentence, this many 'What does the source say about <phrase>?' questions for phrases no other sentence has."""
     factoid_questions: bool = True
     """With passage_questions: also short questions whose answer is a country or a number of a sentence ('Which country decided to ...?', 'How many <things> does the source mention?')."""
+    swap_questions: int = 0
+    """With passage_questions: this many absent-entity twins of passage questions (a country or person neither the passage nor the user's pairs mention swapped in), answered with `data.abstain_answer` (0 = off)."""
     abstention: int = 12
     """Number of questions the passage cannot answer, trained to answer with `data.abstain_answer`."""
     missing_evidence: int = 0
@@ -80,6 +82,7 @@ class AugmentConfig:
         check(self.seed_repeats >= 1, "seed_repeats", "must be >= 1")
         check(self.passage_orders >= 1, "passage_orders", "must be >= 1")
         check(self.keyword_questions >= 0, "keyword_questions", "must be >= 0")
+        check(self.swap_questions >= 0, "swap_questions", "must be >= 0")
 
 
 @dataclass
@@ -182,6 +185,8 @@ class TrainConfig:
     """Checkpoint every N steps (0 = once per epoch). Checkpoints make `--resume` possible."""
     save_total_limit: int = 2
     """Checkpoints kept on disk."""
+    keep_checkpoints: bool = False
+    """Keep the last `save_total_limit` checkpoints in RUN/checkpoints after training (e.g. for scripts/epoch_curve.py); otherwise they are deleted."""
     gradient_checkpointing: bool = False
     """Trade compute for memory (useful for larger bases on GPU)."""
     neftune_alpha: float = 0.0

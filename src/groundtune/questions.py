@@ -49,6 +49,11 @@ COUNTRIES = {
     "Australia": ("Canberra", "Australian"), "South Korea": ("Seoul", "South Korean"), "Taiwan": ("Taipei", "Taiwanese"),
 }
 
+QUESTION_WORDS = {"what", "who", "whom", "whose", "which", "why", "how", "when", "where", "did", "does", "do", "tell"}
+# People a news passage may not name, for the absent-entity twins of passage questions. A generic list.
+PEOPLE = ["Emmanuel Macron", "Olaf Scholz", "Keir Starmer", "Jens Stoltenberg", "Giorgia Meloni", "Antonio Guterres",
+          "Pedro Sanchez", "Justin Trudeau", "Mette Frederiksen", "Donald Tusk"]
+
 
 @dataclass
 class Clause:
@@ -303,3 +308,36 @@ def factoid_questions(sentence: str, number: re.Pattern) -> list[str]:
         if np and np[0].islower():
             out.append(_factoid(i, "What percentage" if re.search(r"%|percent", m.group(0)) else "How many", np))
     return list(dict.fromkeys(out))
+
+
+def _mention(name: str) -> re.Pattern:
+    return re.compile(rf"(?<![\w.]){re.escape(name)}(?!\w)")  # not \b: "U.S." ends in "."
+
+
+def country_forms(text: str) -> set[str]:
+    """The countries of COUNTRIES that `text` names, by name, capital or demonym."""
+    return {c for c, forms in COUNTRIES.items() if any(_mention(f).search(text) for f in (c, *forms))}
+
+
+def swap_country(question: str, present: set[str], absent: str) -> str | None:
+    """The question with its first mention of a present country (its name, capital or demonym) replaced by
+    the same form of `absent`: 'What did Rutte say about China?' -> '... about Japan?'; None if none."""
+    found = [(m.start(), m.end(), k) for c in present for k, form in enumerate((c, *COUNTRIES[c]))
+             for m in [_mention(form).search(question)] if m]
+    if not found:
+        return None
+    start, end, k = min(found)
+    return question[:start] + (absent, *COUNTRIES[absent])[k] + question[end:]
+
+
+def swap_person(question: str, surname: str, person: str) -> str | None:
+    """The question with the named person (a full name with its title, or the surname alone) replaced by
+    another person: 'What did Rutte say about China?' -> 'What did Macron say about China?'; None if absent."""
+    m = re.search(rf"(?:[A-Z][\w'’.-]*\s+)*{re.escape(surname)}\b", question)
+    if not m:
+        return None
+    words = m.group(0).split()
+    while len(words) > 1 and (words[0].lower() in AUX | QUESTION_WORDS):  # "Did Rutte": "Did" is no title
+        words.pop(0)
+    start = m.end() - len(" ".join(words))
+    return question[:start] + (person if len(words) > 1 else person.split()[-1]) + question[m.end():]

@@ -437,7 +437,7 @@ def _train_and_save(cfg: RunConfig, run, state, timer, base, tokenizer, model, d
         with timer("save"):
             save_run(run.partial, cfg, base, tokenizer, peft_model, data, trainer.state.log_history, timer,
                      global_batch=global_batch, world_size=state.num_processes)
-        final = run.finish()
+        final = run.finish(keep_checkpoints=cfg.train.keep_checkpoints)
         _log(state, f"run written to {final} (latest -> {final.name})")
     state.wait_for_everyone()
     return run.final

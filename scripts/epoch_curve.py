@@ -1,0 +1,114 @@
+"""Faithfulness after each epoch of one run: would checkpoint selection on it pay?
+
+Train with the epoch checkpoints kept, then evaluate each of them with the same harness as the final model:
+
+    .venv/bin/groundtune run --config configs/smollm2-135m-cpu.yaml --eval.compare_base false \\
+        --train.keep_checkpoints true --train.save_total_limit 4 --run_name curve
+    .venv/bin/python scripts/epoch_curve.py outputs/curve
+
+Each checkpoint's adapter is merged into a fresh copy of the base and written, with the run's tokenizer,
+chat template and dataset, to OUT/epoch-<k>/ (a model folder `groundtune eval` and `pipeline` read); the
+harness report lands in OUT/epoch-<k>/eval/. The merged weights (~0.5 GB each for the 135M model in
+float32) are deleted after scoring unless --keep-models is given. The table goes to OUT/epoch_curve.md and a plot to OUT/epoch_curve.png
+(OUT defaults to RUN/epochs). The dev numbers of an epoch chosen this way would be optimistic: the dev set
+would have picked it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+from groundtune.config import load_run_config
+from groundtune.evaluation.harness import evaluate_model
+from groundtune.model import load_base
+
+COLUMNS = [("dev", "key_fact_accuracy", "dev key facts"), ("dev", "refusal_rate", "dev refusals"),
+           ("unanswerable", "abstention_rate", "unans. abstained"), ("unanswerable", "abstention_auroc", "AUROC"),
+           ("dev", "unsupported_rate", "dev unsupported"), ("unanswerable", "unsupported_rate", "unans. unsupported"),
+           ("dev", "mean_consistency", "dev consistency"), ("train", "token_recall", "train recall")]
+RUN_FILES = ["config.yaml", "manifest.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
+             "chat_template.jinja"]
+
+
+def checkpoints(run: Path) -> list[tuple[float, Path]]:
+    """(epoch, folder) of every kept checkpoint, in training order."""
+    found = []
+    for folder in (run / "checkpoints").glob("checkpoint-*"):
+        state = json.loads((folder / "trainer_state.json").read_text())
+        found.append((round(state["epoch"], 2), folder))
+    if not found:
+        raise SystemExit(f"{run}/checkpoints: no checkpoint-* folders (train with --train.keep_checkpoints true)")
+    return sorted(found)
+
+
+def merged_folder(run: Path, checkpoint: Path, out: Path) -> Path:
+    """A model folder like the run's, with this checkpoint's adapter merged into the base."""
+    from peft import PeftModel
+
+    cfg = load_run_config(run / "config.yaml")
+    _, _, model = load_base(cfg.model, "cpu")
+    merged = PeftModel.from_pretrained(model, str(checkpoint)).merge_and_unload()
+    out.mkdir(parents=True, exist_ok=True)
+    merged.save_pretrained(out, safe_serialization=True)
+    for name in RUN_FILES:
+        if (run / name).is_file():
+            shutil.copy2(run / name, out / name)
+    if not (out / "dataset").exists():
+        (out / "dataset").symlink_to((run / "dataset").resolve())
+    return out
+
+
+def row(label: str, report: dict) -> list[str]:
+    m = report["metrics"]["tuned"]
+    cells = [m.get(s, {}).get(k) for s, k, _ in COLUMNS]
+    return [label] + ["" if v is None else f"{v:.2f}" for v in cells]
+
+
+def plot(epochs: list[float], reports: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for s, k, name in COLUMNS:
+        values = [r["metrics"]["tuned"].get(s, {}).get(k) for r in reports]
+        if all(v is not None for v in values):
+            ax.plot(epochs, values, marker="o", label=name)
+    ax.set_xlabel("epoch")
+    ax.set_ylim(0, 1.02)
+    ax.set_title("faithfulness after each epoch (greedy answers, harness)")
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("run", type=Path, help="run folder trained with --train.keep_checkpoints true")
+    parser.add_argument("--out", type=Path, help="where the per-epoch folders go [default: RUN/epochs]")
+    parser.add_argument("--keep-models", action="store_true", help="keep each epoch's merged model.safetensors")
+    args = parser.parse_args()
+    out = args.out or args.run / "epochs"
+    epochs, reports = [], []
+    for epoch, checkpoint in checkpoints(args.run):
+        folder = merged_folder(args.run, checkpoint, out / f"epoch-{epoch:g}")
+        print(f"epoch {epoch:g}: evaluating {folder}", flush=True)
+        epochs.append(epoch)
+        reports.append(evaluate_model(folder, folder / "eval", compare_base=False))
+        if not args.keep_models:
+            (folder / "model.safetensors").unlink()
+    lines = ["| epoch | " + " | ".join(name for _, _, name in COLUMNS) + " |",
+             "|" + "---|" * (len(COLUMNS) + 1)]
+    lines += ["| " + " | ".join(row(f"{e:g}", r)) + " |" for e, r in zip(epochs, reports)]
+    (out / "epoch_curve.md").write_text("\n".join(lines) + "\n")
+    plot(epochs, reports, out / "epoch_curve.png")
+    print("\n".join(lines))
+    print(f"written to {out}/epoch_curve.md and epoch_curve.png")
+
+
+if __name__ == "__main__":
+    main()
