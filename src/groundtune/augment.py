@@ -353,6 +353,7 @@ def augment(pairs: list[Pair], cfg: AugmentConfig, abstain_answer: str) -> list[
             for p in passage_pairs(source, f"{origin}#passage", abstain_answer, cfg.participle_questions,
                                    cfg.keyword_questions, cfg.factoid_questions):
                 add(p)
+        if cfg.passage_questions and cfg.swap_questions:
             known = " ".join(f"{p.question} {p.answer}" for p in pairs if p.source == source)
             for p in swap_pairs(source, known, cfg.swap_questions, abstain_answer, f"{origin}#swap",
                                 participles=cfg.participle_questions, keywords=cfg.keyword_questions,
