@@ -126,9 +126,9 @@ def test_swap_twins_ask_about_someone_neither_the_passage_nor_the_user_mentions(
     from groundtune.augment import swap_pairs
     from groundtune.questions import COUNTRIES, PEOPLE, country_forms
     known = " ".join(f"{p.question} {p.answer}" for p in PAIRS)
-    twins = swap_pairs(SOURCE, known, 40, "The source does not say.", "x", participles=True, keywords=4, factoids=True)
-    asked = {normalize_question(q) for items in [passage_pairs(SOURCE, "x", participles=True, keywords=4, factoids=True)]
-             for q in (p.question for p in items)}
+    passage = passage_pairs(SOURCE, "x", participles=True, keywords=4, factoids=True)
+    twins = swap_pairs(SOURCE, passage, known, 40, "The source does not say.", "x")
+    asked = {normalize_question(p.question) for p in passage}
     assert len(twins) == 40 and len({p.question for p in twins}) == 40
     named_in_data = {COUNTRIES[c][0] for c in country_forms(SOURCE + " " + known)}
     assert {"Beijing", "Brasilia", "New Delhi", "Taipei"} <= named_in_data  # China in the passage, the rest in user answers
@@ -146,8 +146,8 @@ def test_swap_twins_ask_about_someone_neither_the_passage_nor_the_user_mentions(
             people += 1
             assert missing in PEOPLE and missing.split()[-1] in p.question
     assert people >= 10 and countries >= 10  # both kinds, in turns
-    assert swap_pairs(SOURCE, known, 0, "No.", "x") == []
-    other = swap_pairs(OTHER, "", 5, "No.", "x", factoids=True)  # names no country: person twins only
+    assert swap_pairs(SOURCE, passage, known, 0, "No.", "x") == []
+    other = swap_pairs(OTHER, passage_pairs(OTHER, "x", factoids=True), "", 5, "No.", "x")  # no country: person twins only
     assert other and all(p.answer.removeprefix("No; it does not mention ").rstrip(".") in PEOPLE for p in other)
 
 

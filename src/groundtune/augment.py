@@ -266,22 +266,27 @@ def abstention_pairs(source: str, n: int, answer: str, path: str) -> list[Pair]:
 THE = {"United States", "United Kingdom", "Netherlands"}  # "it does not mention the Netherlands"
 
 
-def swap_pairs(source: str, known: str, n: int, answer: str, path: str, **kinds) -> list[Pair]:
-    """Up to `n` absent-entity twins of the passage questions: the same question about a country or a
-    person that neither the passage nor the user's pairs (`known`) mention, answered "<answer>; it does not
-    mention <them>." ("What did Rutte say about China?" -> "What did Rutte say about Japan?" and "What did
-    Macron say about China?"). The model learns to check that the passage names whom a question asks about,
-    not only that the question looks like one it knows. Only wh-questions are twinned (no yes/no or cloze
-    sentences, whose twins read like garbled passage sentences). `kinds`: the
-    passage-question switches, as for `passage_pairs`."""
+def swap_pairs(source: str, passage: list[Pair], known: str, n: int, answer: str, path: str) -> list[Pair]:
+    """Up to `n` absent-entity twins of the passage questions (`passage`, from `passage_pairs`): the same
+    question about a country or a person that neither the passage nor the user's pairs (`known`) mention,
+    answered "<answer>; it does not mention <them>." ("What did Rutte say about China?" -> "What did Rutte
+    say about Japan?" and "What did Macron say about China?"). The model learns to check that the passage
+    names whom a question asks about, not only that the question looks like one it knows. Only
+    wh-questions are twinned (no yes/no or cloze sentences, whose twins read like garbled passage
+    sentences), taken round-robin over the passage's sentences."""
+    if not n:
+        return []
     stem = answer.rstrip(".")
     present = country_forms(source)
     named = {COUNTRIES[c][0] for c in country_forms(source + " " + known)}  # by capital: "U.S." is "United States"
     absent = list({COUNTRIES[c][0]: c for c in reversed(COUNTRIES) if COUNTRIES[c][0] not in named}.values())[::-1]
     people = [p for p in PEOPLE if not re.search(rf"\b{re.escape(p.split()[-1])}\b", source + " " + known)]
     surname = main_entities(source)[0].split()[-1]
-    per_sentence = [[q for q, a, kind in items if kind == "passage" and WH.match(q)]
-                    for items in sentence_questions(source, answer, **kinds)]
+    by_sentence: dict[int, list[str]] = {}  # passage_pairs numbers each pair by its sentence
+    for p in passage:
+        if p.kind == "passage" and WH.match(p.question):
+            by_sentence.setdefault(p.line, []).append(p.question)
+    per_sentence = list(by_sentence.values())
     out: list[tuple[str, str]] = []
     for r in range(max(map(len, per_sentence), default=0)):
         for question in [qs[r] for qs in per_sentence if r < len(qs)]:
@@ -350,14 +355,10 @@ def augment(pairs: list[Pair], cfg: AugmentConfig, abstain_answer: str) -> list[
     for source in dict.fromkeys(p.source for p in pairs):
         origin = pairs[0].path
         if cfg.passage_questions:
-            for p in passage_pairs(source, f"{origin}#passage", abstain_answer, cfg.participle_questions,
-                                   cfg.keyword_questions, cfg.factoid_questions):
-                add(p)
-        if cfg.passage_questions and cfg.swap_questions:
+            passage = passage_pairs(source, f"{origin}#passage", abstain_answer, cfg.participle_questions,
+                                    cfg.keyword_questions, cfg.factoid_questions)
             known = " ".join(f"{p.question} {p.answer}" for p in pairs if p.source == source)
-            for p in swap_pairs(source, known, cfg.swap_questions, abstain_answer, f"{origin}#swap",
-                                participles=cfg.participle_questions, keywords=cfg.keyword_questions,
-                                factoids=cfg.factoid_questions):
+            for p in passage + swap_pairs(source, passage, known, cfg.swap_questions, abstain_answer, f"{origin}#swap"):
                 add(p)
         if cfg.missing_evidence:
             out += evidence_pairs(source, f"{origin}#evidence", abstain_answer, cfg.missing_evidence,
