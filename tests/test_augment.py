@@ -1,7 +1,7 @@
 import re
 
 from groundtune.augment import (abstention_pairs, answer_sentence, augment, cloze_questions, evidence_pairs,
-                                grounded_answer, main_entities, passage_pairs, reword, sentences)
+                                grounded_answer, main_entities, passage_covers, passage_pairs, reword, sentences)
 from groundtune.config import AugmentConfig
 from groundtune.readers import Pair, normalize_question, read_seed
 
@@ -84,6 +84,26 @@ def test_grounded_answer_picks_the_supporting_sentence():
     patriot = PAIRS[5]
     assert "Patriot" in patriot.question
     assert grounded_answer(patriot.question, patriot.answer, SOURCE).startswith("Rutte welcomed Germany's decision")
+
+
+def test_passage_covers_only_questions_a_sentence_speaks_to():
+    covered = [passage_covers(p.question, SOURCE) for p in PAIRS]
+    assert covered == [True, True, True, False, False, True, True, True, False]  # peace role, China, White House
+    assert passage_covers("Which systems did Germany provide to Ukraine?", SOURCE)
+    assert not passage_covers("What did Rutte say about the Arctic shipping routes?", SOURCE)
+
+
+def test_grounded_rewordings_keep_the_user_answer_where_the_passage_is_silent():
+    cfg = AugmentConfig(question_variants=2, seed_repeats=1, abstention=0, passage_questions=False,
+                        missing_evidence=0, variant_answers="grounded")
+    out = augment(PAIRS, cfg, "The source does not say.")
+    for i, p in enumerate(PAIRS):
+        answers = {v.answer for v in out if v.kind == "variant" and v.line == p.line}
+        assert len(answers) == 1
+        if i in (3, 4, 8):
+            assert answers == {p.answer}
+        else:
+            assert answers <= {answer_sentence(s) for s in sentences(SOURCE)}, "a passage sentence"
 
 
 def test_augment_counts_and_no_duplicate_questions():

@@ -164,6 +164,19 @@ def test_card_says_when_the_audit_found_nothing(run, tmp_path):
     assert "found no claim that the passage does not support" in text and "not run" not in text
 
 
+@pytest.mark.parametrize("variant_answers,says", [
+    ("user", "adds reworded questions with the same answers"),
+    ("grounded", "adds reworded questions answered with the passage\nsentence that best supports the user's answer"),
+])
+def test_card_says_how_reworded_questions_were_answered(run, tmp_path, variant_answers, says):
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["config"]["data"]["augment"]["variant_answers"] = variant_answers
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    assert main(publish_args(run, tmp_path / "stage", "--dry-run")) == 0
+    text = load_card(tmp_path / "stage" / "model" / "README.md").text
+    assert says in text and ("best supports" in text) == (variant_answers == "grounded")
+
+
 @pytest.mark.parametrize("setup,message", [
     ("missing", "{run}: run folder not found"),
     ("no_adapter", "{run}: run folder has no LoRA adapter"),

@@ -181,6 +181,7 @@ def _data_context(manifest: dict, dataset_rows: list[dict]) -> dict:
         "examples": data.get("examples", len(dataset_rows)),
         "kinds": kinds or "unknown mix",
         "tokens": f"{data.get('tokens_min', '?')}-{data.get('tokens_max', '?')} (median {data.get('tokens_median', '?')})",
+        "variant_answers": manifest.get("config", {}).get("data", {}).get("augment", {}).get("variant_answers", "user"),
     }
 
 

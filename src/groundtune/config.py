@@ -51,8 +51,8 @@ class AugmentConfig:
 
     question_variants: int = 3
     """Reworded copies of each user question, so rephrasings find the same answer."""
-    variant_answers: Literal["user", "grounded"] = "user"
-    """Answer of a reworded question: the user's answer, or the passage sentences that best support it."""
+    variant_answers: Literal["user", "grounded"] = "grounded"
+    """Answer of a reworded question: the user's answer, or (`grounded`) the passage sentence that best supports it, where one covers the question (`augment.passage_covers`; otherwise the user's)."""
     passage_questions: bool = True
     """Add questions answered by single passage sentences, with the sentence as the answer."""
     participle_questions: bool = True
@@ -69,7 +69,7 @@ class AugmentConfig:
     """Per passage sentence: questions about it asked with that sentence removed from the prompt, answered with `data.abstain_answer` (0 = off)."""
     evidence_kept: int = 2
     """Per removed sentence: questions about other sentences asked with the same shortened prompt, still answered."""
-    seed_repeats: int = 3
+    seed_repeats: int = 6
     """How many times each user pair (with its exact question) appears per epoch."""
     passage_orders: int = 1
     """Sentence orders of the passage in training prompts, round-robin over the examples (1 = as written), so the model finds an answer by reading rather than by its position."""
@@ -514,7 +514,8 @@ def load_config(path: str | Path | None, overrides: list[str] | dict[str, Any] |
 
 
 ADDED_LATER = {"data.augment.participle_questions": False, "data.augment.keyword_questions": 0,
-               "data.augment.factoid_questions": False, "train.prefix_reuse": False}
+               "data.augment.factoid_questions": False, "train.prefix_reuse": False,
+               "data.augment.variant_answers": "user"}
 """Recipe keys whose default differs from what groundtune did before the key existed, with that earlier
 value: a run's saved config.yaml written before then lacks the key and must read as it was trained."""
 
