@@ -21,14 +21,11 @@ import json
 import shutil
 from pathlib import Path
 
+from groundtune.ablate import COLUMNS, cell  # the ablation table's columns, so the two tables read alike
 from groundtune.config import load_run_config
 from groundtune.evaluation.harness import evaluate_model
 from groundtune.model import load_base
 
-COLUMNS = [("dev", "key_fact_accuracy", "dev key facts"), ("dev", "refusal_rate", "dev refusals"),
-           ("unanswerable", "abstention_rate", "unans. abstained"), ("unanswerable", "abstention_auroc", "AUROC"),
-           ("dev", "unsupported_rate", "dev unsupported"), ("unanswerable", "unsupported_rate", "unans. unsupported"),
-           ("dev", "mean_consistency", "dev consistency"), ("train", "token_recall", "train recall")]
 RUN_FILES = ["config.yaml", "manifest.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
              "chat_template.jinja"]
 
@@ -63,8 +60,7 @@ def merged_folder(run: Path, checkpoint: Path, out: Path) -> Path:
 
 def row(label: str, report: dict) -> list[str]:
     m = report["metrics"]["tuned"]
-    cells = [m.get(s, {}).get(k) for s, k, _ in COLUMNS]
-    return [label] + ["" if v is None else f"{v:.2f}" for v in cells]
+    return [label] + [cell(m.get(s, {}).get(k)) for s, k, _ in COLUMNS]
 
 
 def plot(epochs: list[float], reports: list[dict], path: Path) -> None:

@@ -141,7 +141,8 @@ def earlier_results(out: Path, rows: list[Row], selected: list[int]) -> dict[int
     return kept
 
 
-def _cell(value) -> str:
+def cell(value) -> str:
+    """A table cell: a float to two decimals, None empty (also used by scripts/epoch_curve.py)."""
     return "" if value is None else f"{value:.2f}" if isinstance(value, float) else str(value)
 
 
@@ -149,7 +150,7 @@ def markdown(results: list[dict], plan: str | Path) -> str:
     head = "| row | " + " | ".join(h for _, _, h in COLUMNS) + " | training s |"
     lines = [f"Measured with `groundtune ablate --plan {plan}`.", "", head, "|" + "---|" * (len(COLUMNS) + 2)]
     for r in results:
-        cells = [_cell(r["metrics"].get(s, {}).get(m)) for s, m, _ in COLUMNS]
-        lines.append(f"| {r['name']} | " + " | ".join(cells) + f" | {_cell(r['train_s'])} |")
+        cells = [cell(r["metrics"].get(s, {}).get(m)) for s, m, _ in COLUMNS]
+        lines.append(f"| {r['name']} | " + " | ".join(cells) + f" | {cell(r['train_s'])} |")
     return "\n".join(lines) + "\n"
 
