@@ -172,7 +172,7 @@ def test_swap_twins_ask_about_someone_neither_the_passage_nor_the_user_mentions(
 
 
 def test_augment_adds_the_swap_twins_only_when_asked():
-    base = augment(PAIRS, AugmentConfig(), "The source does not say.")
+    base = augment(PAIRS, AugmentConfig(swap_questions=0), "The source does not say.")
     more = augment(PAIRS, AugmentConfig(swap_questions=12), "The source does not say.")
     added = [p for p in more if p.path.endswith("#swap")]
     assert not any(p.path.endswith("#swap") for p in base) and len(added) == 12 and len(more) == len(base) + 12

@@ -201,3 +201,43 @@ def test_audit_cli_exits_zero_and_prints_spans(capsys):
     assert main(["audit", "--data", str(SEED)]) == 0
     out = capsys.readouterr().out
     assert "name not in the passage: 'Brazil'" in out and "number not in the passage: '32'" in out
+
+
+def _script(name: str):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_abstention_threshold_reports_the_refusals_a_target_costs(tmp_path, capsys):
+    """scripts/abstention_threshold.py: the highest threshold reaching the target, the answerable share at or
+    above it, an ROC from (0, 0) to (1, 1); end to end on a stored report, with its plot."""
+    script = _script("abstention_threshold")
+    pos, neg = [-0.1, -1.0, -3.0, -5.0], [-0.5, -4.0, -6.0, -8.0]
+    assert script.refusals_at(pos, neg, 0.75) == (-3.0, 0.75, 0.25)
+    assert script.refusals_at(pos, neg, 0.5) == (-1.0, 0.5, 0.25)
+    assert script.refusals_at(pos, neg, 1.0) == (-5.0, 1.0, 0.5)
+    xs, ys = script.roc(pos, neg)
+    assert (xs[0], ys[0], xs[-1], ys[-1]) == (0.0, 0.0, 1.0, 1.0)
+    assert xs == sorted(xs) and ys == sorted(ys)
+    run = tmp_path / "run"
+    (run / "eval").mkdir(parents=True)
+    report = json.loads(EXAMPLE.read_text())
+    (run / "eval" / "report.json").write_text(json.dumps(report))
+    import sys
+
+    argv, sys.argv = sys.argv, ["abstention_threshold.py", str(run), "--out", str(tmp_path / "roc.png")]
+    try:
+        script.main()
+    finally:
+        sys.argv = argv
+    out = capsys.readouterr().out
+    pos, neg = script.scores(report)
+    assert len(pos) == 2 and len(neg) == 3, "the trained pairs are not counted as answerable"
+    t, abstained, refused = script.refusals_at(pos, neg, 0.8)
+    assert f"| run | {report['metrics']['tuned']['dev']['refusal_rate']:.2f} |" in out
+    assert f"| {t:.2f} | {abstained:.2f} | {refused:.2f} |" in out
+    assert (tmp_path / "roc.png").stat().st_size > 0

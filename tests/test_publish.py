@@ -177,6 +177,17 @@ def test_card_says_how_reworded_questions_were_answered(run, tmp_path, variant_a
     assert says in text and ("best supports" in text) == (variant_answers == "grounded")
 
 
+@pytest.mark.parametrize("swap_questions", [0, 12])
+def test_cards_say_whether_absent_entity_questions_were_trained(run, tmp_path, swap_questions):
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["config"]["data"]["augment"]["swap_questions"] = swap_questions
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    assert main(publish_args(run, tmp_path / "stage", "--dry-run", "--dataset")) == 0
+    for card in ("model", "dataset"):
+        text = " ".join((tmp_path / "stage" / card / "README.md").read_text().split())
+        assert ("a country or a person that neither the passage nor the user's pairs mention" in text) == bool(swap_questions), card
+
+
 @pytest.mark.parametrize("setup,message", [
     ("missing", "{run}: run folder not found"),
     ("no_adapter", "{run}: run folder has no LoRA adapter"),

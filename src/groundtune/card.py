@@ -173,6 +173,7 @@ def model_index(report: dict, dataset_type: str):
 
 def _data_context(manifest: dict, dataset_rows: list[dict]) -> dict:
     data = manifest.get("data", {})
+    augment = manifest.get("config", {}).get("data", {}).get("augment", {})
     kinds = ", ".join(f"{v} {k}" for k, v in sorted(data.get("by_kind", {}).items()))
     return {
         "user_pairs": data.get("user_pairs", "?"),
@@ -181,7 +182,8 @@ def _data_context(manifest: dict, dataset_rows: list[dict]) -> dict:
         "examples": data.get("examples", len(dataset_rows)),
         "kinds": kinds or "unknown mix",
         "tokens": f"{data.get('tokens_min', '?')}-{data.get('tokens_max', '?')} (median {data.get('tokens_median', '?')})",
-        "variant_answers": manifest.get("config", {}).get("data", {}).get("augment", {}).get("variant_answers", "user"),
+        "variant_answers": augment.get("variant_answers", "user"),
+        "swap_questions": augment.get("swap_questions", 0),
     }
 
 

@@ -61,7 +61,7 @@ class AugmentConfig:
     """With passage_questions: per sentence, this many 'What does the source say about <phrase>?' questions for phrases no other sentence has."""
     factoid_questions: bool = True
     """With passage_questions: also short questions whose answer is a country or a number of a sentence ('Which country decided to ...?', 'How many <things> does the source mention?')."""
-    swap_questions: int = 0
+    swap_questions: int = 12
     """With passage_questions: this many absent-entity twins of passage questions (a country or person neither the passage nor the user's pairs mention swapped in), answered with `data.abstain_answer` (0 = off)."""
     abstention: int = 12
     """Number of questions the passage cannot answer, trained to answer with `data.abstain_answer`."""
@@ -69,7 +69,7 @@ class AugmentConfig:
     """Per passage sentence: questions about it asked with that sentence removed from the prompt, answered with `data.abstain_answer` (0 = off)."""
     evidence_kept: int = 2
     """Per removed sentence: questions about other sentences asked with the same shortened prompt, still answered."""
-    seed_repeats: int = 6
+    seed_repeats: int = 8
     """How many times each user pair (with its exact question) appears per epoch."""
     passage_orders: int = 1
     """Sentence orders of the passage in training prompts, round-robin over the examples (1 = as written), so the model finds an answer by reading rather than by its position."""
@@ -515,7 +515,7 @@ def load_config(path: str | Path | None, overrides: list[str] | dict[str, Any] |
 
 ADDED_LATER = {"data.augment.participle_questions": False, "data.augment.keyword_questions": 0,
                "data.augment.factoid_questions": False, "train.prefix_reuse": False,
-               "data.augment.variant_answers": "user"}
+               "data.augment.variant_answers": "user", "data.augment.swap_questions": 0}
 """Recipe keys whose default differs from what groundtune did before the key existed, with that earlier
 value: a run's saved config.yaml written before then lacks the key and must read as it was trained."""
 

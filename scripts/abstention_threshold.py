@@ -1,0 +1,97 @@
+"""What an abstention threshold would cost: refusals of answerable questions at a target abstention rate.
+
+The harness stores, per question, the tuned model's log P(the answer opens with "The source does not
+say") as `abstain_logprob`; `abstention AUROC` ranks it. This script turns that ranking into the question
+a user asks: if the model abstained whenever `abstain_logprob >= t`, with t set so that a target share of
+the unanswerable questions is abstained on, what share of the answerable questions (every set but the
+user's own trained pairs, as in the AUROC) would it refuse? It also prints the model's own operating
+point (its greedy answers) and draws each run's ROC curve.
+
+    .venv/bin/python scripts/abstention_threshold.py outputs/run-a outputs/run-b --out outputs/abstention_threshold.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from groundtune.evaluation.harness import EXCLUDED_FROM_AUROC
+
+
+def scores(report: dict, set_name: str = "unanswerable") -> tuple[list[float], list[float]]:
+    """(unanswerable, answerable) abstain_logprobs of the tuned model, split as `abstention_auroc` splits them."""
+    pos = [q["tuned"]["abstain_logprob"] for q in report["questions"] if q["set"] == set_name and not q["answerable"]]
+    neg = [q["tuned"]["abstain_logprob"] for q in report["questions"]
+           if q["set"] != EXCLUDED_FROM_AUROC and q["answerable"]]
+    if not pos or not neg:
+        raise SystemExit(f"report has no {'unanswerable' if not pos else 'answerable'} questions to compare")
+    return pos, neg
+
+
+def refusals_at(pos: list[float], neg: list[float], target: float) -> tuple[float, float, float]:
+    """(threshold, abstention, refusals) for the highest threshold that abstains on >= target of `pos`."""
+    for t in sorted(set(pos), reverse=True):
+        abstained = sum(p >= t for p in pos) / len(pos)
+        if abstained >= target:
+            return t, abstained, sum(n >= t for n in neg) / len(neg)
+    raise AssertionError("unreachable: the lowest positive score abstains on every positive")
+
+
+def roc(pos: list[float], neg: list[float]) -> tuple[list[float], list[float]]:
+    """(refusal rate, abstention rate) at every threshold, from abstain-on-nothing to abstain-on-everything."""
+    points = [(0.0, 0.0)]
+    for t in sorted(set(pos + neg), reverse=True):
+        points.append((sum(n >= t for n in neg) / len(neg), sum(p >= t for p in pos) / len(pos)))
+    return [x for x, _ in points], [y for _, y in points]
+
+
+def generated_point(report: dict) -> tuple[float, float]:
+    """(dev refusal rate, unanswerable abstention rate) of the greedy answers, as the harness reports them."""
+    m = report["metrics"]["tuned"]
+    return m["dev"]["refusal_rate"], m["unanswerable"]["abstention_rate"]
+
+
+def plot(curves: dict[str, tuple], target: float, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    for name, (xs, ys, point) in curves.items():
+        line, = ax.plot(xs, ys, drawstyle="steps-post", label=name)
+        ax.plot(*point, marker="o", color=line.get_color())
+    ax.axhline(target, color="grey", linestyle=":", linewidth=1)
+    ax.plot([0, 1], [0, 1], color="lightgrey", linewidth=1)
+    ax.set_xlabel("answerable questions refused")
+    ax.set_ylabel("unanswerable questions abstained on")
+    ax.set_title("threshold on log P(abstention); dot = greedy answers", fontsize=9)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("runs", nargs="+", type=Path, help="run folders with eval/report.json")
+    parser.add_argument("--target", type=float, default=0.8, help="share of unanswerable questions to abstain on")
+    parser.add_argument("--out", type=Path, help="where to write the ROC plot (PNG)")
+    args = parser.parse_args()
+    print(f"| run | greedy: dev refusals | greedy: abstained | threshold for >= {args.target:g} | abstained | "
+          "answerable refused |\n|---|---|---|---|---|---|")
+    curves = {}
+    for run in args.runs:
+        report = json.loads((run / "eval" / "report.json").read_text())
+        pos, neg = scores(report)
+        t, abstained, refused = refusals_at(pos, neg, args.target)
+        refusal, abstention = generated_point(report)
+        print(f"| {run.name} | {refusal:.2f} | {abstention:.2f} | {t:.2f} | {abstained:.2f} | {refused:.2f} |")
+        curves[run.name] = (*roc(pos, neg), (refusal, abstention))
+    if args.out:
+        plot(curves, args.target, args.out)
+        print(f"plot written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
