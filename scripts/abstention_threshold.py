@@ -72,12 +72,12 @@ def plot(curves: dict[str, tuple], target: float, path: Path) -> None:
     fig.savefig(path, dpi=120)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("runs", nargs="+", type=Path, help="run folders with eval/report.json")
     parser.add_argument("--target", type=float, default=0.8, help="share of unanswerable questions to abstain on")
     parser.add_argument("--out", type=Path, help="where to write the ROC plot (PNG)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     print(f"| run | greedy: dev refusals | greedy: abstained | threshold for >= {args.target:g} | abstained | "
           "answerable refused |\n|---|---|---|---|---|---|")
     curves = {}

@@ -227,13 +227,7 @@ def test_abstention_threshold_reports_the_refusals_a_target_costs(tmp_path, caps
     (run / "eval").mkdir(parents=True)
     report = json.loads(EXAMPLE.read_text())
     (run / "eval" / "report.json").write_text(json.dumps(report))
-    import sys
-
-    argv, sys.argv = sys.argv, ["abstention_threshold.py", str(run), "--out", str(tmp_path / "roc.png")]
-    try:
-        script.main()
-    finally:
-        sys.argv = argv
+    script.main([str(run), "--out", str(tmp_path / "roc.png")])
     out = capsys.readouterr().out
     pos, neg = script.scores(report)
     assert len(pos) == 2 and len(neg) == 3, "the trained pairs are not counted as answerable"
