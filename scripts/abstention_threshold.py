@@ -13,19 +13,20 @@ point (its greedy answers) and draws each run's ROC curve.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
+from groundtune.card import REPORT, load_eval_report
+from groundtune.errors import GroundtuneError
 from groundtune.evaluation.harness import EXCLUDED_FROM_AUROC
 
 
-def scores(report: dict, set_name: str = "unanswerable") -> tuple[list[float], list[float]]:
+def scores(report: dict, path: Path | None = None, set_name: str = "unanswerable") -> tuple[list[float], list[float]]:
     """(unanswerable, answerable) abstain_logprobs of the tuned model, split as `abstention_auroc` splits them."""
     pos = [q["tuned"]["abstain_logprob"] for q in report["questions"] if q["set"] == set_name and not q["answerable"]]
     neg = [q["tuned"]["abstain_logprob"] for q in report["questions"]
            if q["set"] != EXCLUDED_FROM_AUROC and q["answerable"]]
     if not pos or not neg:
-        raise SystemExit(f"report has no {'unanswerable' if not pos else 'answerable'} questions to compare")
+        raise GroundtuneError(f"report has no {'unanswerable' if not pos else 'answerable'} questions to compare", path)
     return pos, neg
 
 
@@ -72,18 +73,29 @@ def plot(curves: dict[str, tuple], target: float, path: Path) -> None:
     fig.savefig(path, dpi=120)
 
 
+def read_scores(run: Path) -> tuple[dict, list[float], list[float]]:
+    """A run's report and its (unanswerable, answerable) scores; a missing or malformed report is a one-line
+    error naming the file (publish's check, `card.load_eval_report`)."""
+    try:
+        report = load_eval_report(run)
+        if report is None:
+            raise GroundtuneError("no evaluation report; run `groundtune eval` first", run / REPORT)
+        return (report, *scores(report, run / REPORT))
+    except GroundtuneError as e:
+        raise SystemExit(f"error: {e}") from None
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("runs", nargs="+", type=Path, help="run folders with eval/report.json")
     parser.add_argument("--target", type=float, default=0.8, help="share of unanswerable questions to abstain on")
     parser.add_argument("--out", type=Path, help="where to write the ROC plot (PNG)")
     args = parser.parse_args(argv)
+    read = {run: read_scores(run) for run in args.runs}  # every report checked before anything is printed
     print(f"| run | greedy: dev refusals | greedy: abstained | threshold for >= {args.target:g} | abstained | "
           "answerable refused |\n|---|---|---|---|---|---|")
     curves = {}
-    for run in args.runs:
-        report = json.loads((run / "eval" / "report.json").read_text())
-        pos, neg = scores(report)
+    for run, (report, pos, neg) in read.items():
         t, abstained, refused = refusals_at(pos, neg, args.target)
         refusal, abstention = generated_point(report)
         print(f"| {run.name} | {refusal:.2f} | {abstention:.2f} | {t:.2f} | {abstained:.2f} | {refused:.2f} |")

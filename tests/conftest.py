@@ -23,6 +23,16 @@ torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parents[1]
 SEED = REPO / "data" / "000_629302d99c87d0b4.txt"
+
+
+def load_script(name: str):
+    """A module of scripts/ (not a package), loaded from its file: scripts/<name>.py."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 CHATML = (
     "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
     "{{ '<|im_start|>system\nYou are a tiny test model.<|im_end|>\n' }}{% endif %}"

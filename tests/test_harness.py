@@ -3,6 +3,7 @@
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from groundtune.errors import GroundtuneError
 from groundtune.evaluation.harness import METRICS, aggregate, key_fact_hit, read_question_set
 from groundtune.evaluation.report import REPORT_FILES
 
-from conftest import SEED, tiny_run_overrides
+from conftest import SEED, load_script, tiny_run_overrides
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "tests" / "data" / "report_example.json"
@@ -203,19 +204,10 @@ def test_audit_cli_exits_zero_and_prints_spans(capsys):
     assert "name not in the passage: 'Brazil'" in out and "number not in the passage: '32'" in out
 
 
-def _script(name: str):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_abstention_threshold_reports_the_refusals_a_target_costs(tmp_path, capsys):
     """scripts/abstention_threshold.py: the highest threshold reaching the target, the answerable share at or
     above it, an ROC from (0, 0) to (1, 1); end to end on a stored report, with its plot."""
-    script = _script("abstention_threshold")
+    script = load_script("abstention_threshold")
     pos, neg = [-0.1, -1.0, -3.0, -5.0], [-0.5, -4.0, -6.0, -8.0]
     assert script.refusals_at(pos, neg, 0.75) == (-3.0, 0.75, 0.25)
     assert script.refusals_at(pos, neg, 0.5) == (-1.0, 0.5, 0.25)
@@ -235,3 +227,6 @@ def test_abstention_threshold_reports_the_refusals_a_target_costs(tmp_path, caps
     assert f"| run | {report['metrics']['tuned']['dev']['refusal_rate']:.2f} |" in out
     assert f"| {t:.2f} | {abstained:.2f} | {refused:.2f} |" in out
     assert (tmp_path / "roc.png").stat().st_size > 0
+    with pytest.raises(SystemExit, match=re.escape(f"{tmp_path / 'none' / 'eval' / 'report.json'}: no evaluation report")):
+        script.main([str(run), str(tmp_path / "none")])
+    assert capsys.readouterr().out == "", "nothing printed before every report is read"

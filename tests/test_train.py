@@ -1,6 +1,5 @@
 import json
 import os
-from pathlib import Path
 
 import pytest
 import torch
@@ -10,7 +9,7 @@ from groundtune.cli import main
 from groundtune.config import DataConfig, load_config
 from groundtune.train import PrefixSharingCollator, common_prefix_length, shared_prefix_loss
 
-from conftest import build_tiny_model, cli_overrides, tiny_run_overrides
+from conftest import build_tiny_model, cli_overrides, load_script, tiny_run_overrides
 
 PASSAGE = "Alice founded Acme in 2001. Acme makes two kinds of widgets in Lyon."
 QA = [("Who founded Acme?", "Alice founded it."),
@@ -244,13 +243,9 @@ def test_gradient_checkpointing_trains(tiny_model_dir, tmp_path, monkeypatch):
 def test_kept_checkpoints_rebuild_the_final_model(tiny_model_dir, tmp_path):
     """train.keep_checkpoints leaves each epoch's adapter in RUN/checkpoints; scripts/epoch_curve.py merges
     one into the base as a model folder, and the last epoch's folder holds the run's own weights."""
-    import importlib.util
-
     from safetensors.torch import load_file
 
-    spec = importlib.util.spec_from_file_location("epoch_curve", Path(__file__).parents[1] / "scripts" / "epoch_curve.py")
-    curve = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(curve)
+    curve = load_script("epoch_curve")
     overrides = tiny_run_overrides(tiny_model_dir, tmp_path / "out", **{"train.epochs": 2, "train.keep_checkpoints": True})
     assert main(["train", *cli_overrides(overrides)]) == 0
     run = tmp_path / "out" / "tiny"
