@@ -20,14 +20,20 @@ from groundtune.errors import GroundtuneError
 from groundtune.evaluation.harness import EXCLUDED_FROM_AUROC
 
 
+def split(report: dict, set_name: str = "unanswerable") -> tuple[list[dict], list[dict]]:
+    """(unanswerable, answerable) tuned answers, split as `abstention_auroc` splits them: the answerable ones
+    are every set's but the user's own trained pairs."""
+    pos = [q["tuned"] for q in report["questions"] if q["set"] == set_name and not q["answerable"]]
+    neg = [q["tuned"] for q in report["questions"] if q["set"] != EXCLUDED_FROM_AUROC and q["answerable"]]
+    return pos, neg
+
+
 def scores(report: dict, path: Path | None = None, set_name: str = "unanswerable") -> tuple[list[float], list[float]]:
-    """(unanswerable, answerable) abstain_logprobs of the tuned model, split as `abstention_auroc` splits them."""
-    pos = [q["tuned"]["abstain_logprob"] for q in report["questions"] if q["set"] == set_name and not q["answerable"]]
-    neg = [q["tuned"]["abstain_logprob"] for q in report["questions"]
-           if q["set"] != EXCLUDED_FROM_AUROC and q["answerable"]]
+    """(unanswerable, answerable) abstain_logprobs of the tuned model."""
+    pos, neg = split(report, set_name)
     if not pos or not neg:
         raise GroundtuneError(f"report has no {'unanswerable' if not pos else 'answerable'} questions to compare", path)
-    return pos, neg
+    return [a["abstain_logprob"] for a in pos], [a["abstain_logprob"] for a in neg]
 
 
 def refusals_at(pos: list[float], neg: list[float], target: float) -> tuple[float, float, float]:
@@ -48,9 +54,10 @@ def roc(pos: list[float], neg: list[float]) -> tuple[list[float], list[float]]:
 
 
 def generated_point(report: dict) -> tuple[float, float]:
-    """(dev refusal rate, unanswerable abstention rate) of the greedy answers, as the harness reports them."""
-    m = report["metrics"]["tuned"]
-    return m["dev"]["refusal_rate"], m["unanswerable"]["abstention_rate"]
+    """(refusal rate, abstention rate) of the greedy answers, over the same questions as the curve: with only
+    a dev set of answerable questions, the harness's dev `refusal_rate` and `abstention_rate`."""
+    pos, neg = split(report)
+    return sum(a["abstained"] for a in neg) / len(neg), sum(a["abstained"] for a in pos) / len(pos)
 
 
 def plot(curves: dict[str, tuple], target: float, path: Path) -> None:
@@ -92,7 +99,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, help="where to write the ROC plot (PNG)")
     args = parser.parse_args(argv)
     read = {run: read_scores(run) for run in args.runs}  # every report checked before anything is printed
-    print(f"| run | greedy: dev refusals | greedy: abstained | threshold for >= {args.target:g} | abstained | "
+    print(f"| run | greedy: refused | greedy: abstained | threshold for >= {args.target:g} | abstained | "
           "answerable refused |\n|---|---|---|---|---|---|")
     curves = {}
     for run, (report, pos, neg) in read.items():

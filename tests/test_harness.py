@@ -88,7 +88,23 @@ def test_aggregate_rates():
     m = aggregate(qs, [res(True, False, 1.0), res(False, True, 0.0, [{"text": "3"}]), res(None, True, 1.0),
                        res(None, False, 0.0)])
     assert m == {"key_fact_accuracy": 0.5, "abstention_rate": 0.5, "refusal_rate": 0.5, "unsupported_rate": 0.25,
-                 "mean_consistency": 0.5, "token_recall": 0.5, "token_f1": 0.5, "rougeL": 0.5, "abstention_auroc": None}
+                 "mean_consistency": 0.5, "token_recall": 0.5, "token_f1": 0.5, "rougeL": 0.5, "abstention_auroc": None,
+                 "yes_no_accuracy": None}
+    with_yes_no = [dict(res(True, False, 1.0), yes_no=True), dict(res(True, False, 1.0), yes_no=False),
+                   res(None, True, 1.0), dict(res(None, False, 0.0), yes_no=True)]  # unanswerable ones do not count
+    assert aggregate(qs, with_yes_no)["yes_no_accuracy"] == 0.5
+
+
+def test_yes_no_agreement_needs_the_references_opening_word():
+    from groundtune.evaluation.harness import yes_no_agrees
+
+    ref = "No. He advocated a 400% increase in air and missile defense."
+    assert yes_no_agrees("No. Rutte advocated a 400% increase.", ref) is True
+    assert yes_no_agrees("Yes. Rutte underlined ... advocating a 400% increase.", ref) is False  # key facts hit, still wrong
+    assert yes_no_agrees("Rutte advocated a 400% increase.", ref) is False  # neither word: not an answer to yes/no
+    assert yes_no_agrees("Nobody knows.", ref) is False  # "No" must be a word
+    assert yes_no_agrees("yes, it is", "Yes. China is named.") is True
+    assert yes_no_agrees("Yes.", "Sustained: he endorses sustained support.") is None  # not a yes/no reference
 
 
 def test_abstention_auroc_ranks_unanswerable_against_other_sets_answerable():
@@ -224,7 +240,11 @@ def test_abstention_threshold_reports_the_refusals_a_target_costs(tmp_path, caps
     pos, neg = script.scores(report)
     assert len(pos) == 2 and len(neg) == 3, "the trained pairs are not counted as answerable"
     t, abstained, refused = script.refusals_at(pos, neg, 0.8)
-    assert f"| run | {report['metrics']['tuned']['dev']['refusal_rate']:.2f} |" in out
+    refusal, abstention = script.generated_point(report)  # over the curve's questions: here dev is all of them
+    assert {q["set"] for q in report["questions"] if q["answerable"] and q["set"] != "train"} == {"dev"}
+    assert (refusal, abstention) == (report["metrics"]["tuned"]["dev"]["refusal_rate"],
+                                     report["metrics"]["tuned"]["unanswerable"]["abstention_rate"])
+    assert f"| run | {refusal:.2f} | {abstention:.2f} |" in out
     assert f"| {t:.2f} | {abstained:.2f} | {refused:.2f} |" in out
     assert (tmp_path / "roc.png").stat().st_size > 0
     with pytest.raises(SystemExit, match=re.escape(f"{tmp_path / 'none' / 'eval' / 'report.json'}: no evaluation report")):

@@ -26,7 +26,7 @@ from groundtune.errors import GroundtuneError
 from groundtune.evaluation.text import numbers
 
 METRICS = ("key_fact_accuracy", "abstention_rate", "refusal_rate", "unsupported_rate", "mean_consistency",
-           "token_recall", "token_f1", "rougeL", "abstention_auroc")
+           "token_recall", "token_f1", "rougeL", "abstention_auroc", "yes_no_accuracy")
 """Aggregate metrics per question set, in report order."""
 EXCLUDED_FROM_AUROC = "train"
 """The user's own (trained) questions: answerable, and too easy to count as negatives in `abstention_auroc`."""
@@ -135,6 +135,20 @@ def key_fact_hit(answer: str, key_facts: list[list[str]]) -> bool | None:
     return all(any(normalise(alt) in text for alt in alternatives) for alternatives in key_facts)
 
 
+YES_NO = re.compile(r"^\W*(yes|no)\b", re.IGNORECASE)
+
+
+def yes_no_agrees(answer: str, reference: str) -> bool | None:
+    """For a reference that opens with "Yes" or "No" (a yes/no question): whether the answer opens with the
+    same word. An answer that opens with the other word, or with neither, does not agree: key facts alone
+    miss a "Yes." to a false premise ("Did Rutte call for a 40% increase?" -> "Yes. ... a 400% increase")."""
+    ref = YES_NO.match(reference)
+    if not ref:
+        return None
+    got = YES_NO.match(answer)
+    return bool(got) and got.group(1).lower() == ref.group(1).lower()
+
+
 def _mean(values) -> float | None:
     values = [float(v) for v in values if v is not None]
     return round(sum(values) / len(values), 4) if values else None
@@ -155,6 +169,7 @@ def aggregate(questions: list[Question], results: list[dict]) -> dict:
         "token_f1": _mean(r["signals"].get("token_f1") for _, r in answerable),
         "rougeL": _mean(r["signals"].get("rougeL") for _, r in answerable),
         "abstention_auroc": None,  # needs the other sets' answerable questions: see abstention_auroc
+        "yes_no_accuracy": _mean(r.get("yes_no") for _, r in answerable),
     }
 
 
@@ -263,6 +278,7 @@ def score_answers(scorer, questions: list[Question], answers: list[str], source:
     for q, a, r, lp in zip(questions, answers, scorer.score(rows), abstain_logprobs):
         out.append({"answer": a, "consistency": r["consistency"], "signals": r["signals"], "flags": r["flags"],
                     "key_fact_hit": key_fact_hit(a, q.key_facts) if q.answerable else None,
+                    "yes_no": yes_no_agrees(a, q.reference) if q.answerable else None,
                     "abstained": r["abstained"], "abstain_logprob": round(lp, 4)})
     return out
 

@@ -15,12 +15,14 @@ report.json keys (other tools, such as the model card, read these; add keys, nev
                    mean_consistency, token_recall, token_f1, rougeL, abstention_auroc; a value is null where
                    the metric does not apply (no key facts, no unanswerable questions). abstention_auroc: ROC
                    AUC of abstain_logprob, the set's unanswerable questions against the answerable questions
-                   of every set but `train` (how well the model knows what the source does not say)
+                   of every set but `train` (how well the model knows what the source does not say).
+                   yes_no_accuracy: of the answerable questions whose reference opens with Yes or No, the
+                   share of answers that open with the same word (`harness.yes_no_agrees`)
     questions      [{"set", "id", "question", "reference", "answerable", "key_facts",
                      "tuned": ANSWER, "base": ANSWER | null}]
                    ANSWER = {"answer", "consistency", "signals": {name: value}, "flags": {unsupported_numbers,
                    unsupported_names, unsupported_sentences, weakest_clause, polarity_flips, role_flips,
-                   abstention}, "key_fact_hit": bool | null, "abstained": bool,
+                   abstention}, "key_fact_hit": bool | null, "yes_no": bool | null, "abstained": bool,
                    "abstain_logprob": log P(the answer opens with data.abstain_answer's first words)}
 
 The folder is written under a temporary name and renamed into place, so it is never half-written.
@@ -42,7 +44,7 @@ from groundtune.runs import write_json
 LABELS = {"key_fact_accuracy": "key-fact accuracy", "abstention_rate": "abstention (unanswerable)",
           "refusal_rate": "refusal (answerable)", "unsupported_rate": "unsupported number/name",
           "mean_consistency": "mean consistency", "token_recall": "token recall", "token_f1": "token F1",
-          "rougeL": "ROUGE-L", "abstention_auroc": "abstention AUROC"}
+          "rougeL": "ROUGE-L", "abstention_auroc": "abstention AUROC", "yes_no_accuracy": "yes/no right"}
 REPORT_FILES = ("report.json", "report.md", "report.html", "metrics.png")
 
 
@@ -208,11 +210,14 @@ def plot_metrics(report: dict, path: Path) -> None:
 
     sets = list(report["sets"])
     models = [m for m in ("tuned", "base") if report["metrics"].get(m)]
-    fig, axes = plt.subplots(3, 3, figsize=(12, 8), dpi=100)
+    rows = -(-len(METRICS) // 4)
+    fig, axes = plt.subplots(rows, 4, figsize=(15, 2.7 * rows), dpi=100)
+    for ax in axes.flat[len(METRICS):]:
+        ax.axis("off")
     for ax, metric in zip(axes.flat, METRICS):
         width = 0.8 / len(models)
         for j, model in enumerate(models):
-            values = [report["metrics"][model][s][metric] for s in sets]
+            values = [report["metrics"][model][s].get(metric) for s in sets]  # reports before a metric existed
             xs = [i + (j - (len(models) - 1) / 2) * width for i in range(len(sets))]
             ax.bar(xs, [v if v is not None else 0 for v in values], width, label=model,
                    color="tab:blue" if model == "tuned" else "tab:gray")
