@@ -341,3 +341,84 @@ def swap_person(question: str, surname: str, person: str) -> str | None:
         words.pop(0)
     start = m.end() - len(" ".join(words))
     return question[:start] + (person if len(words) > 1 else person.split()[-1]) + question[m.end():]
+
+
+LIST_FRAMES = ["Which countries does the source mention?", "What countries are named in the passage?",
+               "List the countries the text mentions."]
+
+
+def country_list_questions(source: str) -> list[tuple[str, str]]:
+    """'Which countries does the source mention?' answered with every country the passage names (by name or
+    demonym; 'U.S.' as 'the United States'), in order of first mention; nothing if it names fewer than two."""
+    first = {}
+    for c in country_forms(source):
+        name = "United States" if c == "U.S." else c
+        at = min(m.start() for f in (c, *COUNTRIES[c]) for m in [_mention(f).search(source)] if m)
+        first[name] = min(at, first.get(name, at))
+    names = [("the " if n in {"United States", "United Kingdom", "Netherlands"} else "") + n
+             for n in sorted(first, key=first.get)]
+    if len(names) < 2:
+        return []
+    answer = f"The source names {', '.join(names[:-1])} and {names[-1]}."
+    return [(q, answer) for q in LIST_FRAMES]
+
+
+ROLES = (r"officials|leaders|ministers|diplomats|lawmakers|legislators|officers|commanders|negotiators|envoys|"
+         r"representatives|experts|analysts|executives|advisers|advisors|spokespeople|investigators|witnesses")
+UNNAMED_GROUP = re.compile(  # "Ukrainian officials", "European and Canadian diplomats"; not "Senior officials" (sentence start)
+    rf"\b(?<!like )((?:(?!(?:Senior|Top|The|Some|Several|Many|Other|Both|Two|Three)\b)[A-Z][\w-]+\s+"
+    rf"(?:and\s+[A-Z][\w-]+\s+)?)?(?:senior\s+|top\s+)?(?:{ROLES}))\b")
+
+
+def unnamed_group_questions(source: str) -> list[tuple[str, str, bool]]:
+    """For people the passage mentions only as a group ('Ukrainian officials'): questions asking for their
+    names, which it cannot answer (`(question, group, False)`), and one asking what it says about them,
+    which its sentence answers (`(question, group, True)`). Groups the passage also names someone of
+    ('officials such as X') are left out: the rule cannot tell."""
+    out = []
+    for group in dict.fromkeys(m.group(1) for m in UNNAMED_GROUP.finditer(source)):
+        if re.search(rf"{re.escape(group)},?\s+(?:such as|including|like|led by)\s+[A-Z]", source):
+            continue
+        out += [(f"What are the names of the {group}?", group, False),
+                (f"Name the {group} that the source mentions.", group, False),
+                (f"What does the source say about the {group}?", group, True)]
+    return out
+
+
+NEXT_NUMBER = {"one": "three", "two": "three", "three": "five", "four": "six", "five": "seven", "six": "eight",
+               "seven": "nine", "eight": "ten", "nine": "twelve", "ten": "twenty", "dozen": "hundred"}
+
+
+def wrong_number(number: str) -> str | None:
+    """Another number of the same form: '400%' -> '40%', '18' -> '180', 'two' -> 'three'; None if not a number."""
+    word = number.lower()
+    if word in NEXT_NUMBER:
+        out = NEXT_NUMBER[word]
+        return out.capitalize() if number[0].isupper() else out
+    m = re.fullmatch(r"(\d[\d,]*)(.*)", number)
+    if not m or not m.group(1).replace(",", "").isdigit():
+        return None
+    value = int(m.group(1).replace(",", ""))
+    changed = value // 10 if value >= 20 and value % 10 == 0 else value * 10
+    return f"{changed}{m.group(2)}"
+
+
+def false_detail_questions(question: str, present: set[str], number: re.Pattern) -> list[str]:
+    """Twins of a yes/no question the passage answers 'Yes.', each with one detail made wrong: its first
+    number ('a 400% increase' -> 'a 40% increase') or its first country swapped for another country the
+    passage names ('Germany's decision' -> 'China's decision'). The passage answers them 'No.'"""
+    out = []
+    m = number.search(question)
+    wrong = m and wrong_number(m.group(0))
+    if wrong:
+        out.append(question[:m.start()] + wrong + question[m.end():])
+    found = [(m.start(), m.end(), form) for c in present for form in (c, *COUNTRIES[c])
+             for m in [_mention(form).search(question)] if m]
+    asked = {c for c in present if any(_mention(f).search(question) for f in (c, *COUNTRIES[c]))}
+    others = sorted(set(present) - asked - {"U.S."})  # "U.S." and "United States" are one country
+    if found and others:
+        start, end, form = min(found)
+        other = others[len(question) % len(others)]
+        k = 2 if form == "U.S." else next(k for c in present for k, f in enumerate((c, *COUNTRIES[c])) if f == form)
+        out.append(question[:start] + (other, *COUNTRIES[other])[k] + question[end:])  # "U.S. sanctions" -> "German sanctions"
+    return out
