@@ -24,20 +24,6 @@ def test_answer_sentence_drops_discourse_markers_only():
     assert answer_sentence("Rutte spoke.") == "Rutte spoke."
 
 
-def test_lead_ins_keep_the_time_phrase_in_answers_but_not_in_questions():
-    assert answer_sentence("In recent developments, Rutte welcomed it.", lead_in=True) == (
-        "In recent developments, Rutte welcomed it.")
-    assert answer_sentence("Furthermore, in recent developments, Rutte spoke.", lead_in=True) == (
-        "In recent developments, Rutte spoke.")
-    pairs = passage_pairs(SOURCE, "x", lead_ins=True)
-    patriot = [p for p in pairs if p.kind == "passage" and "Patriot" in p.answer]
-    assert patriot and all(p.answer.removeprefix("Yes. ").removeprefix("No. ").startswith("In recent developments, ")
-                           for p in patriot)
-    assert not any("recent developments" in p.question for p in pairs)
-    before = passage_pairs(SOURCE, "x")
-    assert [p.question for p in before] == [p.question for p in pairs]  # the same questions, longer answers
-
-
 def test_reword_keeps_the_question():
     out = reword("What is NATO's stance?", 3, offset=0)
     assert out == ["According to the source, what is NATO's stance?", "Based on the passage, what is NATO's stance?",
@@ -190,86 +176,3 @@ def test_augment_adds_the_swap_twins_only_when_asked():
     more = augment(PAIRS, AugmentConfig(swap_questions=12), "The source does not say.")
     added = [p for p in more if p.path.endswith("#swap")]
     assert not any(p.path.endswith("#swap") for p in base) and len(added) == 12 and len(more) == len(base) + 12
-
-
-def test_compound_questions_ask_two_things_and_get_both_sentences_in_order():
-    from groundtune.augment import compound_pairs
-
-    passage = passage_pairs(SOURCE, "x", participles=True, keywords=4, factoids=True)
-    asked = {p.question: p for p in passage}
-    pairs = compound_pairs(SOURCE, passage, 8, "x#compound")
-    assert len(pairs) == 8 and compound_pairs(SOURCE, passage, 0, "x") == []
-    used = set()
-    for p in pairs:
-        first, second = p.question.split(", and ")
-        assert first[0].isupper() and second[0].islower() and p.question.endswith("?")
-        a, b = asked[first + "?"], asked[second[0].upper() + second[1:]]
-        assert a.line < b.line and p.answer == f"{a.answer} {b.answer}"  # two sentences, in passage order
-        used |= {a.line, b.line}
-    assert used == set(range(1, len(sentences(SOURCE)) + 1))  # neighbours first: every sentence takes part
-
-
-def test_country_list_names_every_country_once_in_order_of_mention():
-    from groundtune.questions import country_list_questions
-
-    qs = country_list_questions(SOURCE)
-    assert len(qs) == 3 and len({a for _, a in qs}) == 1
-    assert qs[0][1] == "The source names Ukraine, Russia, Germany, the United States, China and Canada."  # Canadian allies
-    assert country_list_questions(OTHER) == []  # no country at all
-    assert country_list_questions("Germany said so.") == []  # one country is not a list
-
-
-def test_unnamed_groups_are_asked_for_names_the_source_does_not_give():
-    from groundtune.questions import unnamed_group_questions
-
-    found = unnamed_group_questions(SOURCE)
-    assert {g for _, g, _ in found} == {"Ukrainian officials"}
-    assert sum(answerable for *_, answerable in found) == 1
-    text = "Senior officials met in Rome. Polish and Dutch diplomats, including Anna Nowak, spoke. Officials like ours."
-    assert {g for _, g, _ in unnamed_group_questions(text)} == {"officials"}  # one is named; "like" is no group
-
-
-def test_list_questions_add_the_country_list_and_the_group_contrast():
-    base = augment(PAIRS, AugmentConfig(), "The source does not say.")
-    more = augment(PAIRS, AugmentConfig(list_questions=True), "The source does not say.")
-    added = {p.question: p for p in more if p.path.endswith("#list")}
-    assert len(more) == len(base) + len(added) == len(base) + 6
-    names = added["What are the names of the Ukrainian officials?"]
-    assert names.kind == "abstain" and names.answer == (
-        "The source does not say; it does not name the Ukrainian officials.")
-    about = added["What does the source say about the Ukrainian officials?"]
-    assert about.kind == "passage" and about.answer == answer_sentence(sentences(SOURCE)[2])
-
-
-def test_false_detail_twins_change_one_number_or_country_and_are_answered_no():
-    from groundtune.augment import NUMBER
-    from groundtune.questions import COUNTRIES, country_forms, false_detail_questions, wrong_number
-
-    assert [wrong_number(x) for x in ("400%", "two", "Two", "18", "2,000", "abc")] == [
-        "40%", "three", "Three", "180", "200", None]
-    present = country_forms(SOURCE)
-    assert false_detail_questions("Did Rutte advocate a 400% increase in air defense?", present, NUMBER) == [
-        "Did Rutte advocate a 40% increase in air defense?"]
-    twins = false_detail_questions("Did Rutte note U.S. secondary sanctions?", present, NUMBER)
-    assert len(twins) == 1 and re.fullmatch(r"Did Rutte note (\w+) secondary sanctions\?", twins[0])
-    assert twins[0].split()[3] in {adj for _, adj in COUNTRIES.values()}  # "U.S. sanctions" -> "German sanctions"
-    assert false_detail_questions("Did Rutte speak?", present, NUMBER) == []
-
-    yes = {p.question: p for p in passage_pairs(SOURCE, "x", false_details=True)}
-    plain = {p.question for p in passage_pairs(SOURCE, "x")}
-    added = [p for q, p in yes.items() if q not in plain]
-    assert 4 <= len(added) <= 2 * len(sentences(SOURCE))
-    for p in added:
-        assert p.answer.startswith("No. ") and p.answer[4:] in {answer_sentence(s) for s in sentences(SOURCE)}
-
-
-def test_near_miss_places_ask_where_only_when_the_passage_names_no_place():
-    from groundtune.augment import near_miss_questions
-
-    sent = sentences(SOURCE)[1]
-    where = [q for q, a in near_miss_questions(sent, SOURCE, "No", places=True) if a == "No; it gives no place."]
-    assert where == ["Where did Rutte welcome Germany's decision to provide Ukraine with two additional Patriot "
-                     "missile systems?"]
-    assert len(near_miss_questions(sent, SOURCE, "No")) == len(near_miss_questions(sent, SOURCE, "No", True)) - 1
-    placed = SOURCE + " The talks took place in Brussels."
-    assert not any(a.endswith("no place.") for _, a in near_miss_questions(sent, placed, "No", places=True))

@@ -35,11 +35,9 @@ from collections import Counter
 
 from groundtune.config import AugmentConfig
 from groundtune.evaluation.text import content_stems
-from groundtune.questions import (COUNTRIES, PEOPLE, about_questions, clause_questions, country_forms,
-                                  country_list_questions, factoid_questions, false_detail_questions,
-                                  keyword_questions, paraphrase,
-                                  participle_questions, swap_country, swap_person, title_questions,
-                                  unnamed_group_questions, when_question)
+from groundtune.questions import (COUNTRIES, PEOPLE, about_questions, clause_questions, country_forms, factoid_questions,
+                                  keyword_questions, paraphrase, participle_questions, swap_country, swap_person,
+                                  title_questions, when_question)
 from groundtune.readers import Pair, normalize_question
 
 # Rewordings that keep a question's meaning: (frame, lower-case the question's first letter).
@@ -90,12 +88,8 @@ MISSING_DETAILS = [
 ENTITY = re.compile(r"\b[A-Z][\w'’.-]*(?:\s+(?:of|the|and)?\s*[A-Z][\w'’.-]*)*")
 NUMBER_WORDS = r"one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|dozen|hundred|thousand"
 NUMBER = re.compile(rf"\b(?:\d[\d,.]*(?:\s?(?:%|percent\b|per cent\b))?|(?:{NUMBER_WORDS})\b)", re.IGNORECASE)
-DISCOURSE = re.compile(r"^(?:(?:Furthermore|Additionally|Moreover|However|Meanwhile|Amid these discussions|In addition|"
-                       r"Also|Separately|Finally),\s*)", re.IGNORECASE)
-# A time phrase opening a sentence: content ("recent"), kept in answers with `lead_ins`, never in questions.
-TIME_LEAD_IN = re.compile(r"^(?:(?:In recent developments|Recently|Earlier|Later|Last (?:week|month|year)|"
-                          r"This (?:week|month|year)|On (?:Mon|Tues|Wednes|Thurs|Fri|Satur|Sun)day),\s*)", re.IGNORECASE)
-TOPIC_FRAME = re.compile(r"\b(?:says?|said|mentions?) about\b|^Tell me\b")
+DISCOURSE = re.compile(r"^(?:(?:In recent developments|Furthermore|Additionally|Moreover|However|Meanwhile|Amid these "
+                       r"discussions|In addition|Also|Separately|Finally|Earlier|Later),\s*)", re.IGNORECASE)
 WH = re.compile(r"^(?:What|Who|Whom|Whose|Which|Why|How|When|Where)\b")  # a question, not a cloze or yes/no one
 YES_NO = re.compile(r"^(Did|Does|Do|Has|Have|Had|Is|Are|Was|Were|Will|Would|Can|Could)\b")
 _COMMON_STARTS = {"in", "the", "a", "an", "furthermore", "additionally", "amid", "moreover", "however", "also",
@@ -109,11 +103,9 @@ def sentences(text: str) -> list[str]:
     return [s.strip() for s in pysbd.Segmenter(language="en", clean=False).segment(text) if s.strip()]
 
 
-def answer_sentence(sentence: str, lead_in: bool = False) -> str:
-    """A passage sentence as an answer: without a leading discourse marker ('Furthermore, ...'), and
-    without a leading time phrase ('In recent developments, ...') unless `lead_in`."""
+def answer_sentence(sentence: str) -> str:
+    """A passage sentence as an answer: without a leading discourse marker ('Furthermore, ...')."""
     s = DISCOURSE.sub("", sentence.strip())
-    s = s if lead_in else TIME_LEAD_IN.sub("", s)
     return s[0].upper() + s[1:] if s else s
 
 
@@ -174,70 +166,53 @@ def cloze_questions(sentence: str) -> list[str]:
     return out
 
 
-PLACE = r"\b(?:held in|took place in|city of|capital|visit(?:ed|ing)? to|(?:in|at) (?:the )?[A-Z][a-z]+ (?:summit|meeting|talks))\b"
-"""A place for an event: with it in the passage, 'Where did ...?' near-misses are not asked."""
-
-
-def near_miss_questions(sentence: str, source: str, stem: str, places: bool = False) -> list[tuple[str, str]]:
+def near_miss_questions(sentence: str, source: str, stem: str) -> list[tuple[str, str]]:
     """Questions about the sentence's event that ask for a detail the whole passage lacks (a date, a
-    sum of money; with `places`, where it happened), answered with an abstention naming the missing detail."""
+    sum of money), answered with an abstention naming the missing detail."""
     s = answer_sentence(sentence).rstrip(".")
     clause = clause_with(s, 0, min(len(s), 30))
     out = []
-    when = when_question(s)
     if not re.search(MISSING_DETAILS[0][2], source, flags=re.IGNORECASE):
-        out.append((when or f"{clause}. On what date did this happen?", f"{stem}; it gives no date."))
+        asked = when_question(s) or f"{clause}. On what date did this happen?"
+        out.append((asked, f"{stem}; it gives no date."))
     if not re.search(MISSING_DETAILS[1][2], source, flags=re.IGNORECASE):
         out.append((f"{clause}. How much money was involved?", f"{stem}; it gives no amount of money."))
-    if places and not re.search(PLACE, source):
-        out.append((f"Where{when[4:]}" if when else f"{clause}. Where did this happen?", f"{stem}; it gives no place."))
     return out
 
 
 def sentence_questions(source: str, abstain_answer: str, participles: bool = False,
-                       keywords: int = 0, factoids: bool = False, lead_ins: bool = False,
-                       false_details: bool = False, places: bool = False) -> list[list[tuple[str, str, str]]]:
+                       keywords: int = 0, factoids: bool = False) -> list[list[tuple[str, str, str]]]:
     """Per passage sentence: (question, answer, kind) triples. Answered by the sentence (topic, cloze,
     what/why/how and yes/no questions, plus a reworded copy of each) or, for details the whole passage
-    lacks, by an abstention. A yes/no question with a false premise is answered 'No.' + the sentence.
-    Questions are built from the sentence without its time phrase; `lead_ins` keeps it in the answer.
-    `false_details`: up to two twins of its yes/no questions answered 'Yes.', with a wrong number or country
-    (`questions.false_detail_questions`), answered 'No.' + the sentence."""
+    lacks, by an abstention. A yes/no question with a false premise is answered 'No.' + the sentence."""
     sents = sentences(source)
     counts = Counter(e for s in sents for e in set(entities(s)))
     subject = main_entities(source)[0]
     stem = abstain_answer.rstrip(".")
-    cores = [answer_sentence(s) for s in sents]
-    present = country_forms(source)
+    answers = [answer_sentence(s) for s in sents]
     out = []
-    for sent, core, topical in zip(sents, cores, keyword_questions(cores, keywords)):
-        answer = answer_sentence(sent, lead_ins)
+    for sent, answer, topical in zip(sents, answers, keyword_questions(answers, keywords)):
         own = [e for e in dict.fromkeys(entities(sent)) if counts[e] == 1][:2]
         asked = [f"What does the source say about {topic}?" for topic in own]
         asked += about_questions(sent, own, subject)
         asked += cloze_questions(sent)
-        asked += participle_questions(core) if participles else []
+        asked += participle_questions(answer) if participles else []
         asked += topical
         items = []
-        for q, kind in [(q, "answer") for q in asked] + clause_questions(core):
+        for q, kind in [(q, "answer") for q in asked] + clause_questions(answer):
             reply = f"No. {answer}" if kind == "false" else f"Yes. {answer}" if YES_NO.match(q) else answer
             items += [(x, reply, "passage") for x in (q, paraphrase(q)) if x]
-        if false_details:
-            wrong = [w for q, a, _ in items if a.startswith("Yes. ") for w in false_detail_questions(q, present, NUMBER)]
-            items += [(q, f"No. {answer}", "passage") for q in list(dict.fromkeys(wrong))[:2]]
-        items += [(q, a, "passage") for q, a in title_questions(core)]
-        items += [(q, answer, "passage") for q in factoid_questions(core, NUMBER)] if factoids else []
-        items += [(q, a, "abstain") for q, a in near_miss_questions(sent, source, stem, places)]
+        items += [(q, a, "passage") for q, a in title_questions(answer)]
+        items += [(q, answer, "passage") for q in factoid_questions(answer, NUMBER)] if factoids else []
+        items += [(q, a, "abstain") for q, a in near_miss_questions(sent, source, stem)]
         out.append(items)
     return out
 
 
 def passage_pairs(source: str, path: str, abstain_answer: str = "The source does not say.",
-                  participles: bool = False, keywords: int = 0, factoids: bool = False,
-                  lead_ins: bool = False, false_details: bool = False, places: bool = False) -> list[Pair]:
+                  participles: bool = False, keywords: int = 0, factoids: bool = False) -> list[Pair]:
     """Every sentence question, asked with the whole passage in the prompt."""
-    items = sentence_questions(source, abstain_answer, participles, keywords, factoids, lead_ins, false_details,
-                               places)
+    items = sentence_questions(source, abstain_answer, participles, keywords, factoids)
     return [Pair(q, a, source, path, i + 1, kind=kind) for i, qs in enumerate(items) for q, a, kind in qs]
 
 
@@ -258,45 +233,6 @@ def evidence_pairs(source: str, path: str, abstain_answer: str, removed: int, ke
         for q, a in others[:kept]:
             pairs.append(Pair(q, a, source, path, i + 1, kind="passage", context=context))
     return pairs
-
-
-def compound_pairs(source: str, passage: list[Pair], n: int, path: str) -> list[Pair]:
-    """Up to `n` two-part questions joining wh-questions about two different sentences ("Who welcomed
-    Germany's decision ...?, and what did Rutte emphasise?"), answered with both sentences in passage order:
-    a question that asks two things gets both facts, not the first alone. Sentence pairs are taken
-    neighbours first, then two apart, and so on; short questions only (<= 12 words), and no topic questions
-    ('What is said about X?'), whose pairs read like keyword lists."""
-    by_sentence: dict[int, list[Pair]] = {}  # passage_pairs numbers each pair by its sentence
-    for p in passage:
-        if (p.kind == "passage" and WH.match(p.question) and len(p.question.split()) <= 12
-                and not TOPIC_FRAME.search(p.question)):
-            by_sentence.setdefault(p.line, []).append(p)
-    lines = sorted(by_sentence)
-    out = []
-    for gap in range(1, len(lines)):
-        for i in range(len(lines) - gap):
-            a, b = by_sentence[lines[i]], by_sentence[lines[i + gap]]
-            k = len(out)
-            first, second = a[k % len(a)], b[(k + 1) % len(b)]
-            question = f"{first.question.rstrip('?')}, and {second.question[0].lower()}{second.question[1:]}"
-            out.append(Pair(question, f"{first.answer} {second.answer}", source, path, len(out) + 1, kind="passage"))
-    return out[:n]
-
-
-def list_and_group_pairs(source: str, abstain_answer: str, path: str) -> list[Pair]:
-    """'Which countries does the source mention?' (all of them, `questions.country_list_questions`), and for
-    people it mentions only as a group, 'What are the names of the Ukrainian officials?' -> '<abstain_answer>;
-    it does not name the Ukrainian officials.' next to 'What does the source say about the Ukrainian
-    officials?' -> the sentence that mentions them (`questions.unnamed_group_questions`)."""
-    stem = abstain_answer.rstrip(".")
-    pairs = [(q, a, "passage") for q, a in country_list_questions(source)]
-    sents = sentences(source)
-    for q, group, answerable in unnamed_group_questions(source):
-        if answerable:
-            pairs += [(q, answer_sentence(s), "passage") for s in sents if group in s][:1]
-        else:
-            pairs.append((q, f"{stem}; it does not name the {group}.", "abstain"))
-    return [Pair(q, a, source, path, i + 1, kind=kind) for i, (q, a, kind) in enumerate(pairs)]
 
 
 def main_entities(source: str) -> tuple[str, str]:
@@ -384,7 +320,7 @@ def passage_covers(question: str, source: str) -> bool:
     return max(len(asked & content_stems(s)) for s in sentences(source)) >= COVERED * len(asked)
 
 
-def grounded_answer(question: str, answer: str, source: str, k: int = 1, lead_in: bool = False) -> str:
+def grounded_answer(question: str, answer: str, source: str, k: int = 1) -> str:
     """The k passage sentences (default one) that best support a question's answer, in passage order.
 
     Overlap of content words with the question (counted twice) and the answer, each weighted by its
@@ -399,7 +335,7 @@ def grounded_answer(question: str, answer: str, source: str, k: int = 1, lead_in
     score = [sum(math.log((1 + len(sents)) / df[w]) * (1 + (w in asked)) for w in bag & (asked | said))
              for bag in bags]
     ranked = [i for i in sorted(range(len(sents)), key=lambda i: -score[i]) if score[i] > 0][:k]
-    return " ".join(answer_sentence(sents[i], lead_in) for i in sorted(ranked or [0]))
+    return " ".join(answer_sentence(sents[i]) for i in sorted(ranked or [0]))
 
 
 def reordered(source: str, k: int) -> str:
@@ -432,20 +368,16 @@ def augment(pairs: list[Pair], cfg: AugmentConfig, abstain_answer: str) -> list[
 
     for i, p in enumerate(pairs):
         grounded = cfg.variant_answers == "grounded" and passage_covers(p.question, p.source)
-        answer = grounded_answer(p.question, p.answer, p.source, lead_in=cfg.lead_ins) if grounded else p.answer
+        answer = grounded_answer(p.question, p.answer, p.source) if grounded else p.answer  # uncovered: the user's
         for q in reword(p.question, cfg.question_variants, offset=i):
             add(Pair(q, answer, p.source, p.path, p.line, kind="variant", answer_line=p.answer_line))
     for source in dict.fromkeys(p.source for p in pairs):
         origin = pairs[0].path
         if cfg.passage_questions:
             passage = passage_pairs(source, f"{origin}#passage", abstain_answer, cfg.participle_questions,
-                                    cfg.keyword_questions, cfg.factoid_questions, cfg.lead_ins, cfg.false_details,
-                                    cfg.near_miss_places)
+                                    cfg.keyword_questions, cfg.factoid_questions)
             known = " ".join(f"{p.question} {p.answer}" for p in pairs if p.source == source)
-            extra = swap_pairs(source, passage, known, cfg.swap_questions, abstain_answer, f"{origin}#swap")
-            extra += compound_pairs(source, passage, cfg.compound_questions, f"{origin}#compound")
-            extra += list_and_group_pairs(source, abstain_answer, f"{origin}#list") if cfg.list_questions else []
-            for p in passage + extra:
+            for p in passage + swap_pairs(source, passage, known, cfg.swap_questions, abstain_answer, f"{origin}#swap"):
                 add(p)
         if cfg.missing_evidence:
             out += evidence_pairs(source, f"{origin}#evidence", abstain_answer, cfg.missing_evidence,

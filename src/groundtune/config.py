@@ -63,16 +63,6 @@ class AugmentConfig:
     """With passage_questions: also short questions whose answer is a country or a number of a sentence ('Which country decided to ...?', 'How many <things> does the source mention?')."""
     swap_questions: int = 12
     """With passage_questions: this many absent-entity twins of passage questions (a country or person neither the passage nor the user's pairs mention swapped in), answered with `data.abstain_answer` (0 = off)."""
-    compound_questions: int = 0
-    """With passage_questions: this many two-part questions about two passage sentences ('Who ...?, and what ...?'), answered with both sentences (0 = off)."""
-    list_questions: bool = False
-    """With passage_questions: 'Which countries does the source mention?' (all of them), and for people it names only as a group ('Ukrainian officials') their names asked (an abstention) next to what it says about them."""
-    false_details: bool = False
-    """With passage_questions: per sentence, up to two of its yes/no questions also asked with a wrong number or country ('a 40% increase' for 400%), answered 'No.' + the sentence."""
-    near_miss_places: bool = False
-    """With passage_questions: per sentence, also 'Where did <its event happen>?' when the passage names no place for its events, answered with `data.abstain_answer` ('...; it gives no place.')."""
-    lead_ins: bool = False
-    """Keep a sentence's opening time phrase ('In recent developments, ...') in the answers built from it (questions are built without it)."""
     abstention: int = 12
     """Number of questions the passage cannot answer, trained to answer with `data.abstain_answer`."""
     missing_evidence: int = 0
@@ -93,7 +83,6 @@ class AugmentConfig:
         check(self.passage_orders >= 1, "passage_orders", "must be >= 1")
         check(self.keyword_questions >= 0, "keyword_questions", "must be >= 0")
         check(self.swap_questions >= 0, "swap_questions", "must be >= 0")
-        check(self.compound_questions >= 0, "compound_questions", "must be >= 0")
 
 
 @dataclass
