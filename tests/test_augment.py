@@ -176,28 +176,3 @@ def test_augment_adds_the_swap_twins_only_when_asked():
     more = augment(PAIRS, AugmentConfig(swap_questions=12), "The source does not say.")
     added = [p for p in more if p.path.endswith("#swap")]
     assert not any(p.path.endswith("#swap") for p in base) and len(added) == 12 and len(more) == len(base) + 12
-
-
-def test_user_claims_are_the_names_only_the_users_answers_mention():
-    from groundtune.augment import user_claims
-
-    assert user_claims(SOURCE, [p.answer for p in PAIRS]) == (["Brazil", "India", "Taiwan"],
-                                                              ["the White House", "Donald Trump"])
-    assert user_claims(SOURCE, ["Rutte welcomed Germany's decision."]) == ([], [])  # all in the passage
-
-
-def test_swap_user_claims_ask_about_them_first_and_keep_the_users_answers():
-    from groundtune.augment import swap_pairs
-
-    passage = passage_pairs(SOURCE, "x", factoids=True)
-    known = " ".join(f"{p.question} {p.answer}" for p in PAIRS)
-    claims = (["Brazil", "India"], ["the White House", "Donald Trump"])
-    plain = swap_pairs(SOURCE, passage, known, 12, "No.", "x")
-    twins = swap_pairs(SOURCE, passage, known, 12, "No.", "x", claims)
-    assert not any("Brazil" in p.question or "Trump" in p.question for p in plain)  # off: the user's names never
-    about = [p.question for p in twins[:4]]
-    assert about == [f"What does the source say about {c}?" for c in ("Brazil", "India", "the White House", "Donald Trump")]
-    assert twins[1].answer == "No; it does not mention India." and len(twins) == 4 + 12
-    assert any("Brazil" in p.question for p in twins[4:]) and any("Trump" in p.question for p in twins[4:])
-    on = augment(PAIRS, AugmentConfig(swap_user_claims=True), "The source does not say.")
-    assert [p for p in on if p.kind == "user"] == [p for p in augment(PAIRS, AugmentConfig(), "x") if p.kind == "user"]

@@ -266,43 +266,16 @@ def abstention_pairs(source: str, n: int, answer: str, path: str) -> list[Pair]:
 
 
 THE = {"United States", "United Kingdom", "Netherlands"}  # "it does not mention the Netherlands"
-TITLES = re.compile(r"^(?:(?:President|Prime Minister|Chancellor|Minister|Secretary General|General|King|Queen|Pope|Dr|Mr|Ms|Mrs)\.?\s+)+")
 
 
-def user_claims(source: str, answers: list[str]) -> tuple[list[str], list[str]]:
-    """(countries, other names) that the user's answers name and the passage does not (the data audit's
-    unsupported names, `evaluation.text.names`), in order of first mention: ("Brazil", "India", "Taiwan"),
-    ("the White House", "Donald Trump"). Titles are dropped; a name the answer writes after "the" keeps it."""
-    from groundtune.evaluation.text import name_vocabulary, names
-
-    vocab = name_vocabulary(source)
-    countries, others = [], []
-    for text in answers:
-        for n in names(text):
-            if set(n.keys) <= vocab:
-                continue
-            name = TITLES.sub("", n.text).strip()
-            country = next((c for c, forms in COUNTRIES.items() if name in (c, *forms)), None)
-            if country:
-                countries.append(country)
-            elif name:
-                others.append(f"the {name}" if text[:n.start].endswith(("the ", "The ")) else name)
-    return list(dict.fromkeys(countries)), list(dict.fromkeys(others))
-
-
-def swap_pairs(source: str, passage: list[Pair], known: str, n: int, answer: str, path: str,
-               claims: tuple[list[str], list[str]] = ([], [])) -> list[Pair]:
+def swap_pairs(source: str, passage: list[Pair], known: str, n: int, answer: str, path: str) -> list[Pair]:
     """Up to `n` absent-entity twins of the passage questions (`passage`, from `passage_pairs`): the same
     question about a country or a person that neither the passage nor the user's pairs (`known`) mention,
     answered "<answer>; it does not mention <them>." ("What did Rutte say about China?" -> "What did Rutte
     say about Japan?" and "What did Macron say about China?"). The model learns to check that the passage
     names whom a question asks about, not only that the question looks like one it knows. Only
     wh-questions are twinned (no yes/no or cloze sentences, whose twins read like garbled passage
-    sentences), taken round-robin over the passage's sentences.
-
-    `claims` (`user_claims`: countries and names only the user's answers mention) go first in the twins, and
-    each also gets "What does the source say about <it>?" (on top of the `n`): outside the user's own
-    questions, whose answers stay the user's, the model learns that the passage does not name them."""
+    sentences), taken round-robin over the passage's sentences."""
     if not n:
         return []
     stem = answer.rstrip(".")
@@ -310,11 +283,6 @@ def swap_pairs(source: str, passage: list[Pair], known: str, n: int, answer: str
     named = {COUNTRIES[c][0] for c in country_forms(source + " " + known)}  # by capital: "U.S." is "United States"
     absent = list({COUNTRIES[c][0]: c for c in reversed(COUNTRIES) if COUNTRIES[c][0] not in named}.values())[::-1]
     people = [p for p in PEOPLE if not re.search(rf"\b{re.escape(p.split()[-1])}\b", source + " " + known)]
-    claim_countries, claim_names = claims
-    absent = claim_countries + absent
-    people = [c for c in claim_names if not c.startswith("the ") and len(c.split()) > 1] + people
-    about = [(f"What does the source say about {c}?", f"{stem}; it does not mention {'the ' * (c in THE)}{c}.")
-             for c in claim_countries + claim_names]
     surname = main_entities(source)[0].split()[-1]
     by_sentence: dict[int, list[str]] = {}  # passage_pairs numbers each pair by its sentence
     for p in passage:
@@ -333,7 +301,7 @@ def swap_pairs(source: str, passage: list[Pair], known: str, n: int, answer: str
                 if twin:
                     out.append((twin, f"{stem}; it does not mention {'the ' * (who in THE)}{who}."))
                     break
-    return [Pair(q, a, source, path, i + 1, kind="abstain") for i, (q, a) in enumerate(about + out[:n])]
+    return [Pair(q, a, source, path, i + 1, kind="abstain") for i, (q, a) in enumerate(out[:n])]
 
 
 COVERED = 0.5
@@ -409,9 +377,7 @@ def augment(pairs: list[Pair], cfg: AugmentConfig, abstain_answer: str) -> list[
             passage = passage_pairs(source, f"{origin}#passage", abstain_answer, cfg.participle_questions,
                                     cfg.keyword_questions, cfg.factoid_questions)
             known = " ".join(f"{p.question} {p.answer}" for p in pairs if p.source == source)
-            claims = user_claims(source, [p.answer for p in pairs if p.source == source]) if cfg.swap_user_claims else ([], [])
-            for p in passage + swap_pairs(source, passage, known, cfg.swap_questions, abstain_answer, f"{origin}#swap",
-                                          claims):
+            for p in passage + swap_pairs(source, passage, known, cfg.swap_questions, abstain_answer, f"{origin}#swap"):
                 add(p)
         if cfg.missing_evidence:
             out += evidence_pairs(source, f"{origin}#evidence", abstain_answer, cfg.missing_evidence,

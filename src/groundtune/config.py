@@ -63,8 +63,6 @@ class AugmentConfig:
     """With passage_questions: also short questions whose answer is a country or a number of a sentence ('Which country decided to ...?', 'How many <things> does the source mention?')."""
     swap_questions: int = 12
     """With passage_questions: this many absent-entity twins of passage questions (a country or person neither the passage nor the user's pairs mention swapped in), answered with `data.abstain_answer` (0 = off)."""
-    swap_user_claims: bool = False
-    """With swap_questions: twins about the countries and names only the user's answers mention (the data audit's unsupported names: 'Brazil', 'Donald Trump') come first, and each gets 'What does the source say about <it>?', answered with `data.abstain_answer`; the user's own questions keep the user's answers."""
     abstention: int = 12
     """Number of questions the passage cannot answer, trained to answer with `data.abstain_answer`."""
     missing_evidence: int = 0
