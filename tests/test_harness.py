@@ -147,7 +147,7 @@ def test_run_ends_with_an_evaluation_report(tiny_run, capsys):
     assert len(report["questions"]) == 14
     q = report["questions"][9]
     assert q["set"] == "dev" and q["key_facts"] == DEV[0]["key_facts"]
-    assert set(q["tuned"]) == {"answer", "consistency", "signals", "flags", "key_fact_hit", "abstained",
+    assert set(q["tuned"]) == {"answer", "consistency", "signals", "flags", "key_fact_hit", "yes_no", "abstained",
                                "abstain_logprob"}
     for model in ("tuned", "base"):  # a number for the set with unanswerable questions, null elsewhere
         auroc = [report["metrics"][model][s]["abstention_auroc"] for s in ("train", "dev", "unanswerable")]
