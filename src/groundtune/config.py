@@ -177,8 +177,6 @@ class TrainConfig:
     """With prefix_sharing and grad_accum > 1 (one process): run the prefix once per optimizer step and reuse it in every micro-batch of the step. Same gradient, less compute, the memory of one micro-batch."""
     group_by_length: bool = True
     """Batch examples of similar length to waste less on padding."""
-    mixed_steps: bool = False
-    """With group_by_length and grad_accum > 1: the micro-batches of one optimizer step come from different length strata (short answers such as abstentions with long ones such as the user's), so no step is all of one kind; same padding."""
     threads: int = 0
     """CPU threads for torch (0 = torch's default, one per core)."""
     logging_steps: int = 1

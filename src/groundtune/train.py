@@ -186,19 +186,13 @@ class ContextGroupedSampler(torch.utils.data.Sampler):
     of all groups are pooled into mixed batches. Batch order is shuffled across groups, so consecutive
     steps do not all see the same kind of example. Deterministic per seed and epoch (`set_epoch`,
     which the Trainer calls, also on --resume).
-
-    With `steps_of` > 1 (the micro-batches of one optimizer step, `train.mixed_steps`), the batches are
-    ranked by length and cut into that many strata, and each run of `steps_of` consecutive batches takes
-    one batch from each stratum: a step's gradient then mixes short answers (abstentions, passage
-    sentences) with long ones (the user's answers) instead of being all of one kind, at no padding cost.
     """
 
-    def __init__(self, contexts: list[str], lengths: list[int], batch_size: int, seed: int, steps_of: int = 1):
+    def __init__(self, contexts: list[str], lengths: list[int], batch_size: int, seed: int):
         self.groups: dict[str, list[int]] = {}
         for i, c in enumerate(contexts):
             self.groups.setdefault(c, []).append(i)
         self.lengths, self.batch_size, self.seed, self.epoch = lengths, batch_size, seed, 0
-        self.steps_of = steps_of
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -219,26 +213,11 @@ class ContextGroupedSampler(torch.utils.data.Sampler):
             batches += chunks
             leftovers += rest
         chunks, rest = self._chunks(leftovers)
-        if self.steps_of > 1:
-            order = self._mixed(batches + chunks, g) + ([len(batches) + len(chunks)] if rest else [])
-            batches += chunks + ([rest] if rest else [])
-            return iter([i for k in order for i in batches[k]])
         batches += chunks + ([rest] if rest else [])
         order = torch.randperm(len(batches), generator=g).tolist()
         if rest:  # the one short batch goes last, so every other batch stays aligned
             order = [k for k in order if k != len(batches) - 1] + [len(batches) - 1]
         return iter([i for k in order for i in batches[k]])
-
-    def _mixed(self, batches: list[list[int]], g: torch.Generator) -> list[int]:
-        """Batch order in steps of `steps_of` batches, one from each length stratum; steps in random order."""
-        ranked = sorted(range(len(batches)), key=lambda k: sum(self.lengths[i] for i in batches[k]))
-        n = len(ranked) // self.steps_of
-        strata = [ranked[j * n:(j + 1) * n] for j in range(self.steps_of)]
-        strata = [[s[i] for i in torch.randperm(len(s), generator=g).tolist()] for s in strata]
-        steps = [[s[i] for s in strata] for i in range(n)]
-        extra = ranked[n * self.steps_of:]  # fewer than steps_of batches left over: one more (mixed) step
-        steps += [extra] if extra else []
-        return [k for i in torch.randperm(len(steps), generator=g).tolist() for k in steps[i]]
 
 
 class GroundtuneTrainer(Trainer):
@@ -246,9 +225,8 @@ class GroundtuneTrainer(Trainer):
     whose batches keep examples with the same passage together (`ContextGroupedSampler`), and which, with
     `reuse_prefix`, runs the passage once per optimizer step (`PrefixReuse`)."""
 
-    def __init__(self, *args, reuse_prefix: bool = False, mixed_steps: bool = False, **kwargs):
+    def __init__(self, *args, reuse_prefix: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
-        self.mixed_steps = mixed_steps
         self.prefix_reuse = PrefixReuse() if reuse_prefix and self._can_reuse_prefix() else None
 
     def _can_reuse_prefix(self) -> bool:
@@ -262,8 +240,7 @@ class GroundtuneTrainer(Trainer):
         ds = train_dataset if train_dataset is not None else self.train_dataset
         if self.args.train_sampling_strategy == "group_by_length" and "context" in getattr(ds, "column_names", []):
             return ContextGroupedSampler(ds["context"], ds["length"], self.args.per_device_train_batch_size,
-                                         self.args.seed,
-                                         self.args.gradient_accumulation_steps if self.mixed_steps else 1)
+                                         self.args.seed)
         return super()._get_train_sampler(train_dataset)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
@@ -437,8 +414,7 @@ def _train_and_save(cfg: RunConfig, run, state, timer, base, tokenizer, model, d
     stopper = StopOnSignal()
     trainer = GroundtuneTrainer(model=peft_model, args=args, train_dataset=data.tokenized,
                                 data_collator=PrefixSharingCollator(tokenizer.pad_token_id, share),
-                                callbacks=[stopper], reuse_prefix=share and cfg.train.prefix_reuse,
-                                mixed_steps=cfg.train.mixed_steps)
+                                callbacks=[stopper], reuse_prefix=share and cfg.train.prefix_reuse)
     global_batch = cfg.train.batch_size * max(state.num_processes, 1) * cfg.train.grad_accum
     _log(state, f"training {cfg.model.base_model} on {model.device.type} ({model.dtype}), {state.num_processes} "
                 f"process(es): {len(data.tokenized)} examples x {cfg.train.epochs} epochs, global batch {global_batch} "
