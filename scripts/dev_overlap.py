@@ -11,12 +11,14 @@ questions with no training question at or above the threshold.
 from __future__ import annotations
 
 import argparse
-import json
 import re
 from pathlib import Path
 
 from groundtune.augment import augment
+from groundtune.card import REPORT, load_eval_report
 from groundtune.config import load_config
+from groundtune.errors import GroundtuneError
+from groundtune.evaluation.harness import read_question_set
 from groundtune.readers import read_pairs
 
 STOP = {"the", "a", "an", "of", "to", "does", "did", "is", "what", "which", "in", "source", "mention", "text",
@@ -32,25 +34,39 @@ def nearest(question: str, trained: list[set[str]]) -> float:
     return max(len(q & t) / max(1, len(q | t)) for t in trained)
 
 
-def main() -> None:
+def read_inputs(args) -> tuple[list, dict]:
+    """The question set and every run's report, checked before anything is printed: a malformed set line or a
+    missing report is a one-line error naming the file (and line), exit 1."""
+    try:
+        rows = read_question_set(args.set)
+        reports = {}
+        for run in args.runs:
+            reports[run] = load_eval_report(Path(run))
+            if reports[run] is None:
+                raise GroundtuneError("no evaluation report; run `groundtune eval` first", Path(run) / REPORT)
+        return rows, reports
+    except GroundtuneError as e:
+        raise SystemExit(f"error: {e}") from None
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("runs", nargs="+", help="run folders with eval/report.json")
     parser.add_argument("--config", default="configs/smollm2-135m-cpu.yaml", help="config whose training set to build")
     parser.add_argument("--set", default="data/dev.jsonl", help="question set to check")
     parser.add_argument("--threshold", type=float, default=0.5)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
+    rows, reports = read_inputs(args)
     cfg = load_config(args.config)
     trained = [words(p.question) for p in augment(read_pairs(cfg.data), cfg.data.augment, cfg.data.abstain_answer)]
-    rows = [json.loads(line) for line in Path(args.set).read_text(encoding="utf-8").splitlines() if line.strip()]
-    close = {r["id"]: round(nearest(r["question"], trained), 2) for r in rows}
+    close = {r.id: round(nearest(r.question, trained), 2) for r in rows}
     far = {i for i, j in close.items() if j < args.threshold}
     print(f"{len(far)} of {len(rows)} questions of {args.set} have no training question of {args.config} "
           f"with word overlap >= {args.threshold}; the others: "
           + ", ".join(f"{i} ({j})" for i, j in close.items() if i not in far))
-    name = Path(args.set).stem
-    for run in args.runs:
-        report = json.loads((Path(run) / "eval" / "report.json").read_text(encoding="utf-8"))
+    name = rows[0].set
+    for run, report in reports.items():
         asked = [q for q in report["questions"] if q["set"] == name]
         for label, subset in (("all", asked), ("far", [q for q in asked if q["id"] in far])):
             kf = [bool(q["tuned"]["key_fact_hit"]) for q in subset if q["tuned"]["key_fact_hit"] is not None]

@@ -250,3 +250,23 @@ def test_abstention_threshold_reports_the_refusals_a_target_costs(tmp_path, caps
     with pytest.raises(SystemExit, match=re.escape(f"{tmp_path / 'none' / 'eval' / 'report.json'}: no evaluation report")):
         script.main([str(run), str(tmp_path / "none")])
     assert capsys.readouterr().out == "", "nothing printed before every report is read"
+
+
+def test_dev_overlap_checks_its_inputs_before_printing_and_rescores_runs(tmp_path, capsys):
+    """scripts/dev_overlap.py: a malformed question set or a missing report is a one-line error naming the
+    file (and line), with nothing printed; a stored report is re-scored on all and on 'far' dev questions."""
+    script = load_script("dev_overlap")
+    run = tmp_path / "run"
+    (run / "eval").mkdir(parents=True)
+    (run / "eval" / "report.json").write_text(EXAMPLE.read_text())
+    bad = tmp_path / "dev.jsonl"
+    bad.write_text('{"id": "d1", "question": "Who?", "answer": "Rutte."}\n{"id": "d2", "question": \n')
+    with pytest.raises(SystemExit, match=re.escape(f"{bad}:2")):
+        script.main([str(run), "--set", str(bad)])
+    with pytest.raises(SystemExit, match=re.escape(f"{tmp_path / 'none' / 'eval' / 'report.json'}: no evaluation report")):
+        script.main([str(run), str(tmp_path / "none")])
+    assert capsys.readouterr().out == "", "nothing printed before every input is read"
+    script.main([str(run)])
+    out = capsys.readouterr().out
+    assert "of 48 questions of data/dev.jsonl have no training question" in out
+    assert f"{run}: all (3 questions): key-fact accuracy" in out and f"{run}: far (" in out
