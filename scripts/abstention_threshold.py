@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from groundtune.card import REPORT, load_eval_report
+from groundtune.card import REPORT, require_eval_report
 from groundtune.errors import GroundtuneError
 from groundtune.evaluation.harness import EXCLUDED_FROM_AUROC
 
@@ -82,11 +82,9 @@ def plot(curves: dict[str, tuple], target: float, path: Path) -> None:
 
 def read_scores(run: Path) -> tuple[dict, list[float], list[float]]:
     """A run's report and its (unanswerable, answerable) scores; a missing or malformed report is a one-line
-    error naming the file (publish's check, `card.load_eval_report`)."""
+    error naming the file (publish's check, `card.require_eval_report`)."""
     try:
-        report = load_eval_report(run)
-        if report is None:
-            raise GroundtuneError("no evaluation report; run `groundtune eval` first", run / REPORT)
+        report = require_eval_report(run)
         return (report, *scores(report, run / REPORT))
     except GroundtuneError as e:
         raise SystemExit(f"error: {e}") from None

@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 
 from groundtune.augment import augment
-from groundtune.card import REPORT, load_eval_report
+from groundtune.card import require_eval_report
 from groundtune.config import load_config
 from groundtune.errors import GroundtuneError
 from groundtune.evaluation.harness import read_question_set
@@ -39,12 +39,7 @@ def read_inputs(args) -> tuple[list, dict]:
     missing report is a one-line error naming the file (and line), exit 1."""
     try:
         rows = read_question_set(args.set)
-        reports = {}
-        for run in args.runs:
-            reports[run] = load_eval_report(Path(run))
-            if reports[run] is None:
-                raise GroundtuneError("no evaluation report; run `groundtune eval` first", Path(run) / REPORT)
-        return rows, reports
+        return rows, {run: require_eval_report(Path(run)) for run in args.runs}
     except GroundtuneError as e:
         raise SystemExit(f"error: {e}") from None
 

@@ -52,6 +52,14 @@ def load_eval_report(run: Path) -> dict | None:
     return report
 
 
+def require_eval_report(run: Path, hint: str = "") -> dict:
+    """`load_eval_report`, where a missing report is an error naming the file (`hint` says what else to do)."""
+    report = load_eval_report(run)
+    if report is None:
+        raise GroundtuneError(f"no evaluation report; run `groundtune eval` first{hint}", run / REPORT)
+    return report
+
+
 def audit_findings(run: Path, report: dict | None) -> list[str] | None:
     """The data-audit findings as card lines ([] = audit ran, nothing found), or None when it was not run.
 

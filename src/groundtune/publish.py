@@ -68,13 +68,11 @@ def base_hub_id(run: Path, override: str | None) -> str:
 
 
 def eval_report(run: Path, allow_no_eval: bool) -> dict | None:
-    from groundtune.card import REPORT, load_eval_report
+    from groundtune.card import load_eval_report, require_eval_report
 
-    report = load_eval_report(run)
-    if report is None and not allow_no_eval:
-        raise GroundtuneError("no evaluation report; run `groundtune eval` first, or pass --allow-no-eval to "
-                              "publish an unevaluated model (the card will say so)", run / REPORT)
-    return report
+    if allow_no_eval:
+        return load_eval_report(run)
+    return require_eval_report(run, ", or pass --allow-no-eval to publish an unevaluated model (the card will say so)")
 
 
 # --------------------------------------------------------------------------------------------------

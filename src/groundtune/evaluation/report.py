@@ -217,7 +217,7 @@ def plot_metrics(report: dict, path: Path) -> None:
     for ax, metric in zip(axes.flat, METRICS):
         width = 0.8 / len(models)
         for j, model in enumerate(models):
-            values = [report["metrics"][model][s].get(metric) for s in sets]  # reports before a metric existed
+            values = [report["metrics"][model][s][metric] for s in sets]
             xs = [i + (j - (len(models) - 1) / 2) * width for i in range(len(sets))]
             ax.bar(xs, [v if v is not None else 0 for v in values], width, label=model,
                    color="tab:blue" if model == "tuned" else "tab:gray")
