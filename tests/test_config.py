@@ -115,6 +115,17 @@ def test_int_accepted_for_float(tmp_path):
     assert load_config(write(tmp_path, "train:\n  learning_rate: 1\n")).train.learning_rate == 1.0
 
 
+def test_exponent_without_a_dot_is_a_number_in_files_and_overrides(tmp_path):
+    # PyYAML (YAML 1.1) reads 5e-4 as the string '5e-4'; a float field takes it as the number
+    assert load_config(write(tmp_path, "train:\n  learning_rate: 2e-4\n")).train.learning_rate == 2e-4
+    assert load_config(None, ["--train.learning_rate", "5e-4"]).train.learning_rate == 5e-4
+    assert load_config(None, ["--train.learning_rate=1E-3"]).train.learning_rate == 1e-3
+    with pytest.raises(GroundtuneError, match=r"train.learning_rate: expected a number, got 'fast'"):
+        load_config(None, ["--train.learning_rate", "fast"])
+    with pytest.raises(GroundtuneError, match="expected an integer"):
+        load_config(None, ["--lora.r", "1e2"])  # only float fields read exponents
+
+
 def test_invalid_yaml_line(tmp_path):
     with pytest.raises(GroundtuneError, match=r"c.yaml:2: invalid YAML"):
         load_config(write(tmp_path, "train:\n\tepochs: 1\n"))

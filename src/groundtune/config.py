@@ -344,6 +344,9 @@ def _yaml_lines(node: yaml.Node, prefix: str = "") -> dict[str, int]:
     return lines
 
 
+_EXPONENT_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
 def _coerce(value: Any, tp: Any, key: str) -> Any:
     """Check `value` against the annotation `tp`, converting where it is unambiguous (int -> float)."""
     origin = get_origin(tp)
@@ -377,6 +380,8 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     elif tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str) and _EXPONENT_FLOAT.fullmatch(value):
+            return float(value)  # YAML 1.1 reads '5e-4' (no dot) as a string; everyone means the number
     elif tp is str:
         if isinstance(value, str):
             return value
