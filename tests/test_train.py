@@ -273,3 +273,26 @@ def test_context_grouped_sampler_is_a_deterministic_permutation_per_epoch():
     batches = [orders[0][i:i + 4] for i in range(0, 48, 4)]
     spans = sorted((min(lengths[i] for i in b), max(lengths[i] for i in b)) for b in batches)
     assert all(hi <= next_lo for (_, hi), (next_lo, _) in zip(spans, spans[1:])), "batches of similar lengths"
+
+
+def test_data_seed_sets_the_example_order_and_seed_the_lora_initialisation(tiny_model_dir, tokenizer, tmp_path):
+    from groundtune.data import prepare_data
+    from groundtune.model import load_model
+    from groundtune.train import ContextGroupedSampler, GroundtuneTrainer, lora_model, training_arguments
+
+    def order_and_init(seed, data_seed):
+        cfg = load_config(None, tiny_run_overrides(tiny_model_dir, tmp_path) | {"seed": seed, "train.data_seed": data_seed})
+        args = training_arguments(cfg, tmp_path / "checkpoints", "cpu", torch.float32)
+        torch.manual_seed(seed)  # as _train_and_save's set_seed, before the adapter is made
+        model = lora_model(load_model(str(tiny_model_dir), cfg.model, "cpu"), cfg)
+        trainer = GroundtuneTrainer(model=model, args=args, train_dataset=prepare_data(cfg.data, tokenizer).tokenized)
+        sampler = trainer._get_train_sampler()
+        assert isinstance(sampler, ContextGroupedSampler)
+        lora_a = next(p for n, p in model.named_parameters() if "lora_A" in n).detach().clone()
+        return list(sampler), lora_a
+
+    order, init = order_and_init(1, None)
+    same_order, other_init = order_and_init(2, 1)
+    other_order, same_init = order_and_init(1, 2)
+    assert order == same_order and order != other_order
+    assert torch.equal(init, same_init) and not torch.equal(init, other_init)

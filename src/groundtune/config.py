@@ -191,6 +191,8 @@ class TrainConfig:
     """Trade compute for memory (useful for larger bases on GPU)."""
     neftune_alpha: float = 0.0
     """NEFTune: uniform noise of this scale on the input embeddings while training (0 = off; the paper uses 5)."""
+    data_seed: int | None = None
+    """Seed of the order examples are seen in (null = the run's `seed`, which always seeds the LoRA initialisation): set it to tell the two sources of run-to-run variation apart."""
 
     def __post_init__(self):
         check(self.epochs > 0, "epochs", "must be > 0")

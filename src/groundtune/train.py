@@ -240,7 +240,7 @@ class GroundtuneTrainer(Trainer):
         ds = train_dataset if train_dataset is not None else self.train_dataset
         if self.args.train_sampling_strategy == "group_by_length" and "context" in getattr(ds, "column_names", []):
             return ContextGroupedSampler(ds["context"], ds["length"], self.args.per_device_train_batch_size,
-                                         self.args.seed)
+                                         self.args.data_seed)
         return super()._get_train_sampler(train_dataset)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
@@ -316,7 +316,7 @@ def training_arguments(cfg: RunConfig, output_dir: Path, device: str, dtype: tor
         save_steps=t.save_steps or 500,
         save_total_limit=t.save_total_limit,
         seed=cfg.seed,
-        data_seed=cfg.seed,
+        data_seed=cfg.seed if t.data_seed is None else t.data_seed,
         bf16=dtype == torch.bfloat16 and device == "cuda",
         fp16=dtype == torch.float16 and device == "cuda",
         use_cpu=device == "cpu",
