@@ -278,13 +278,12 @@ def test_context_grouped_sampler_is_a_deterministic_permutation_per_epoch():
 def test_data_seed_sets_the_example_order_and_seed_the_lora_initialisation(tiny_model_dir, tokenizer, tmp_path):
     from groundtune.data import prepare_data
     from groundtune.model import load_model
-    from groundtune.train import ContextGroupedSampler, GroundtuneTrainer, lora_model, training_arguments
+    from groundtune.train import ContextGroupedSampler, GroundtuneTrainer, seeded_lora_model, training_arguments
 
     def order_and_init(seed, data_seed):
         cfg = load_config(None, tiny_run_overrides(tiny_model_dir, tmp_path) | {"seed": seed, "train.data_seed": data_seed})
         args = training_arguments(cfg, tmp_path / "checkpoints", "cpu", torch.float32)
-        torch.manual_seed(seed)  # as _train_and_save's set_seed, before the adapter is made
-        model = lora_model(load_model(str(tiny_model_dir), cfg.model, "cpu"), cfg)
+        model = seeded_lora_model(load_model(str(tiny_model_dir), cfg.model, "cpu"), cfg)  # as training makes it
         trainer = GroundtuneTrainer(model=model, args=args, train_dataset=prepare_data(cfg.data, tokenizer).tokenized)
         sampler = trainer._get_train_sampler()
         assert isinstance(sampler, ContextGroupedSampler)

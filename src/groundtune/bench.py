@@ -80,15 +80,14 @@ def epoch_flops(model, tokenized, collate, batch_size: int) -> int:
 
 def part_train(variant: str, config: str, n: int, epochs: float) -> dict:
     """One training variant: 'baseline', 'groundtune' or 'groundtune-noshare'."""
-    from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments, set_seed
+    from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments
 
     from groundtune import model as models
-    from groundtune.train import GroundtuneTrainer, PrefixSharingCollator, lora_model, training_arguments
+    from groundtune.train import GroundtuneTrainer, PrefixSharingCollator, seeded_lora_model, training_arguments
 
     cfg, base, tokenizer, tokenized = _examples(config, n)
     model = models.load_model(base.path, cfg.model, "cpu")
-    set_seed(cfg.seed)
-    peft_model = lora_model(model, cfg)
+    peft_model = seeded_lora_model(model, cfg)
     out = Path(os.environ.get("TMPDIR", "/tmp")) / f"groundtune-bench-{os.getpid()}"
     if variant == "baseline":
         args = TrainingArguments(output_dir=str(out), num_train_epochs=epochs, per_device_train_batch_size=1,

@@ -345,6 +345,12 @@ def lora_model(model, cfg: RunConfig):
     return get_peft_model(model, peft_cfg)
 
 
+def seeded_lora_model(model, cfg: RunConfig):
+    """`lora_model` with the adapter initialised from the run's `seed` (`train.data_seed` orders the examples only)."""
+    set_seed(cfg.seed)
+    return lora_model(model, cfg)
+
+
 def check_resume_config(cfg: RunConfig, saved: Path) -> None:
     """A resumed run must use the config it started with."""
     before = to_dict(load_run_config(saved))
@@ -407,8 +413,7 @@ def train(cfg: RunConfig, resume: bool = False, overwrite: bool = False) -> Path
 def _train_and_save(cfg: RunConfig, run, state, timer, base, tokenizer, model, data, resume: bool) -> Path:
     from groundtune.save import save_run
 
-    set_seed(cfg.seed)
-    peft_model = lora_model(model, cfg)
+    peft_model = seeded_lora_model(model, cfg)
     args = training_arguments(cfg, run.checkpoints, model.device.type, model.dtype)
     share = cfg.train.prefix_sharing and not cfg.train.gradient_checkpointing
     stopper = StopOnSignal()
