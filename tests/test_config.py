@@ -157,6 +157,12 @@ def test_bad_override_value_is_an_error():
         load_config(None, ["--train.batch_size", "0"])
 
 
+def test_prefix_gradient_off_needs_a_shared_prefix():
+    assert load_config(None, ["--train.prefix_gradient", "false"]).train.prefix_gradient is False
+    with pytest.raises(GroundtuneError, match=r"^--train.prefix_gradient: false needs prefix_sharing true"):
+        load_config(None, ["--train.prefix_gradient", "false", "--train.gradient_checkpointing", "true"])
+
+
 def test_override_needs_value():
     with pytest.raises(GroundtuneError, match="needs a value"):
         parse_overrides(["--train.epochs"])

@@ -60,6 +60,21 @@ def test_shared_prefix_loss_equals_plain_loss(tokenizer, share):
     assert loss_sum.item() == pytest.approx(ref_sum, rel=1e-5)
 
 
+def _tiny_lora_model(tokenizer):
+    """A tiny model with the default LoRA layers, lora_B drawn at random (it starts at zero, which would leave
+    lora_A without gradient)."""
+    from groundtune.config import RunConfig
+    from groundtune.train import lora_model
+
+    torch.manual_seed(0)
+    model = lora_model(build_tiny_model(tokenizer, seed=3), RunConfig())
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.02)
+    return model
+
+
 def _lora_grads(model) -> dict[str, torch.Tensor]:
     return {k: p.grad.clone() for k, p in model.named_parameters() if p.grad is not None}
 
@@ -69,15 +84,9 @@ def test_prefix_reuse_gives_the_gradient_of_separate_prefixes(tokenizer, order):
     """One accumulation window of two micro-batches: the prefix run once and reused gives the gradient of
     running it per micro-batch. Batch A (one example) has a longer prefix (its question too) than batch B
     (two examples): reusing A's cache in B slices it; reusing B's in A runs A's question with the rows."""
-    from groundtune.config import RunConfig
-    from groundtune.train import PrefixReuse, lora_model
+    from groundtune.train import PrefixReuse
 
-    torch.manual_seed(0)
-    model = lora_model(build_tiny_model(tokenizer, seed=3), RunConfig())
-    with torch.no_grad():  # LoRA B starts at zero, which would leave lora_A without gradient
-        for name, p in model.named_parameters():
-            if "lora_B" in name:
-                p.normal_(0, 0.02)
+    model = _tiny_lora_model(tokenizer)
     collate = PrefixSharingCollator(tokenizer.pad_token_id)
     feats = examples(tokenizer)
     batches = [collate(feats[:1]), collate(feats[1:])]
@@ -100,6 +109,45 @@ def test_prefix_reuse_gives_the_gradient_of_separate_prefixes(tokenizer, order):
     assert separate.keys() == once.keys() and len(once) > 0
     for k in separate:
         assert torch.allclose(separate[k], once[k], atol=1e-6, rtol=1e-4), k
+
+
+@pytest.mark.parametrize("reuse", [False, True])
+def test_prefix_without_gradient_backpropagates_through_the_suffix_only(tokenizer, monkeypatch, reuse):
+    """train.prefix_gradient false: the same loss, and the gradient of a prefix cache computed by a frozen copy
+    of the model (a constant for the backward pass), with or without reuse across micro-batches; it differs
+    from the full gradient."""
+    import copy
+
+    import groundtune.train as train_mod
+    from groundtune.train import PrefixReuse
+
+    model = _tiny_lora_model(tokenizer)
+    frozen = copy.deepcopy(model).requires_grad_(False)
+    collate = PrefixSharingCollator(tokenizer.pad_token_id)
+    feats = examples(tokenizer)
+    batches = [collate(feats[:1]), collate(feats[1:])]
+
+    def grads(prefix_grad, reuse=None):
+        model.zero_grad()
+        losses = []
+        for b in batches:
+            loss, _ = shared_prefix_loss(model, b, reuse, prefix_grad)
+            loss.backward()
+            losses.append(loss.item())
+        if reuse is not None:
+            reuse.flush()
+        return losses, _lora_grads(model)
+
+    full_losses, full = grads(True)
+    losses, stopped = grads(False, PrefixReuse(grad=False) if reuse else None)
+    real_cache = train_mod.prefix_cache
+    monkeypatch.setattr(train_mod, "prefix_cache", lambda m, *a, **k: real_cache(frozen, *a, **k))
+    ref_losses, ref = grads(True)
+    assert losses == pytest.approx(full_losses, rel=1e-6) and ref_losses == pytest.approx(full_losses, rel=1e-6)
+    assert stopped.keys() == ref.keys() == full.keys() and len(ref) > 0
+    for k in ref:
+        assert torch.allclose(stopped[k], ref[k], atol=1e-7, rtol=1e-5), k
+    assert any(not torch.allclose(full[k], ref[k], atol=1e-6, rtol=1e-3) for k in ref)
 
 
 def test_trainer_with_prefix_reuse_takes_the_same_steps(tokenizer):

@@ -103,7 +103,8 @@ def part_train(variant: str, config: str, n: int, epochs: float) -> dict:
         args.save_strategy, args.disable_tqdm = "no", True
         trainer = GroundtuneTrainer(model=peft_model, args=args, train_dataset=tokenized,
                                     data_collator=PrefixSharingCollator(tokenizer.pad_token_id, cfg.train.prefix_sharing),
-                                    reuse_prefix=cfg.train.prefix_sharing and cfg.train.prefix_reuse)
+                                    reuse_prefix=cfg.train.prefix_sharing and cfg.train.prefix_reuse,
+                                    prefix_grad=cfg.train.prefix_gradient)
     t0 = time.perf_counter()
     trainer.train()
     seconds = time.perf_counter() - t0

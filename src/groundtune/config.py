@@ -175,6 +175,8 @@ class TrainConfig:
     """Run the prompt prefix shared by a batch (system prompt + passage) once per batch instead of once per example. Exact: same loss, less compute."""
     prefix_reuse: bool = True
     """With prefix_sharing and grad_accum > 1 (one process): run the prefix once per optimizer step and reuse it in every micro-batch of the step. Same gradient, less compute, the memory of one micro-batch."""
+    prefix_gradient: bool = True
+    """With prefix_sharing: backpropagate through the shared prefix. false runs it without gradient (stop-gradient): the adapter learns from the question and answer tokens only (the passage still passes through it in the forward pass), and the prefix costs one forward pass instead of forward + backward."""
     group_by_length: bool = True
     """Batch examples of similar length to waste less on padding."""
     threads: int = 0
@@ -207,6 +209,8 @@ class TrainConfig:
         check(self.save_steps >= 0, "save_steps", "must be >= 0")
         check(self.save_total_limit >= 1, "save_total_limit", "must be >= 1")
         check(self.neftune_alpha >= 0, "neftune_alpha", "must be >= 0")
+        check(self.prefix_gradient or (self.prefix_sharing and not self.gradient_checkpointing), "prefix_gradient",
+              "false needs prefix_sharing true and gradient_checkpointing false (no shared prefix otherwise)")
 
 
 @dataclass

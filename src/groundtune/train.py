@@ -78,10 +78,11 @@ class PrefixSharingCollator:
         }
 
 
-def shared_prefix_loss(model, batch: dict[str, torch.Tensor],
-                       reuse: PrefixReuse | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def shared_prefix_loss(model, batch: dict[str, torch.Tensor], reuse: PrefixReuse | None = None,
+                       prefix_grad: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """(sum of token cross-entropies, number of labelled tokens) for a collated batch. With `reuse`, the
-    prefix's key/value cache comes from (or goes to) the accumulation window's `PrefixReuse`."""
+    prefix's key/value cache comes from (or goes to) the accumulation window's `PrefixReuse` (whose own
+    `grad` then decides); without, `prefix_grad` False runs the prefix without gradient."""
     prefix, ids, mask, shift = batch["prefix_ids"], batch["input_ids"], batch["attention_mask"], batch["shift_labels"]
     n_rows = ids.shape[0]
     p = prefix.numel()
@@ -94,7 +95,7 @@ def shared_prefix_loss(model, batch: dict[str, torch.Tensor],
             mask = torch.cat([mask.new_ones(n_rows, rest.numel()), mask], dim=1)
             shift = torch.cat([shift.new_full((n_rows, rest.numel()), IGNORE_INDEX), shift], dim=1)
         else:
-            cache = prefix_cache(model, prefix, n_rows)
+            cache = prefix_cache(model, prefix, n_rows, grad=prefix_grad)
         mask = torch.cat([mask.new_ones(n_rows, p), mask], dim=1)
     keep = (shift != IGNORE_INDEX).any(dim=0).nonzero().squeeze(1)
     positions = torch.arange(p, p + ids.shape[1], device=ids.device).expand(n_rows, -1)
@@ -106,9 +107,11 @@ def shared_prefix_loss(model, batch: dict[str, torch.Tensor],
     return loss_sum, (targets != IGNORE_INDEX).sum()
 
 
-def prefix_cache(model, prefix: torch.Tensor, n_rows: int = 1):
-    """The key/value cache of `prefix` run once, repeated for `n_rows` rows."""
-    cache = model(input_ids=prefix[None], use_cache=True, logits_to_keep=1).cache
+def prefix_cache(model, prefix: torch.Tensor, n_rows: int = 1, grad: bool = True):
+    """The key/value cache of `prefix` run once, repeated for `n_rows` rows; `grad` False: no gradient
+    flows back into it (a constant for the backward pass)."""
+    with torch.set_grad_enabled(grad and torch.is_grad_enabled()):
+        cache = model(input_ids=prefix[None], use_cache=True, logits_to_keep=1).cache
     if n_rows > 1:
         cache.batch_repeat_interleave(n_rows)
     return cache
@@ -126,9 +129,11 @@ class PrefixReuse:
 
     A micro-batch reuses the longest common start of its prefix and the cached one; tokens past it are
     run with every row. When that would cost more than a fresh prefix, the cache is flushed and rebuilt.
+    With `grad` False the prefix runs without gradient and `flush` has nothing to send back.
     """
 
-    def __init__(self):
+    def __init__(self, grad: bool = True):
+        self.grad = grad
         self.reused = 0  # micro-batches that reused a cached prefix (tests and logs)
         self._forget()
 
@@ -145,13 +150,13 @@ class PrefixReuse:
                 self.reused += 1
                 return self._repeated(n, n_rows), n
             self.flush()
-        cache = prefix_cache(model, prefix)
+        cache = prefix_cache(model, prefix, grad=self.grad)
         if not self.supported(cache):  # keep the per-micro-batch prefix
             cache.batch_repeat_interleave(n_rows)
             return cache, len(tokens)
         self.ids, self.cache = tokens, cache
         self.kv = [(layer.keys, layer.values) for layer in cache.layers]
-        self.leaves = [(k.detach().requires_grad_(), v.detach().requires_grad_()) for k, v in self.kv]
+        self.leaves = [(k.detach().requires_grad_(self.grad), v.detach().requires_grad_(self.grad)) for k, v in self.kv]
         return self._repeated(len(tokens), n_rows), len(tokens)
 
     def _repeated(self, n: int, n_rows: int):
@@ -223,11 +228,13 @@ class ContextGroupedSampler(torch.utils.data.Sampler):
 class GroundtuneTrainer(Trainer):
     """Trainer whose loss is `shared_prefix_loss`, normalised like the Trainer's own (per labelled token),
     whose batches keep examples with the same passage together (`ContextGroupedSampler`), and which, with
-    `reuse_prefix`, runs the passage once per optimizer step (`PrefixReuse`)."""
+    `reuse_prefix`, runs the passage once per optimizer step (`PrefixReuse`); with `prefix_grad` False,
+    without gradient."""
 
-    def __init__(self, *args, reuse_prefix: bool = False, **kwargs):
+    def __init__(self, *args, reuse_prefix: bool = False, prefix_grad: bool = True, **kwargs):
         super().__init__(*args, **kwargs)
-        self.prefix_reuse = PrefixReuse() if reuse_prefix and self._can_reuse_prefix() else None
+        self.prefix_grad = prefix_grad
+        self.prefix_reuse = PrefixReuse(prefix_grad) if reuse_prefix and self._can_reuse_prefix() else None
 
     def _can_reuse_prefix(self) -> bool:
         """One process, gradient accumulation, no DeepSpeed/FSDP, no NEFTune (its noise would be drawn once
@@ -244,7 +251,7 @@ class GroundtuneTrainer(Trainer):
         return super()._get_train_sampler(train_dataset)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        loss_sum, n_tokens = shared_prefix_loss(model, inputs, self.prefix_reuse)
+        loss_sum, n_tokens = shared_prefix_loss(model, inputs, self.prefix_reuse, self.prefix_grad)
         if num_items_in_batch is None:
             return loss_sum / n_tokens.clamp(min=1)
         loss = loss_sum / num_items_in_batch
@@ -419,7 +426,8 @@ def _train_and_save(cfg: RunConfig, run, state, timer, base, tokenizer, model, d
     stopper = StopOnSignal()
     trainer = GroundtuneTrainer(model=peft_model, args=args, train_dataset=data.tokenized,
                                 data_collator=PrefixSharingCollator(tokenizer.pad_token_id, share),
-                                callbacks=[stopper], reuse_prefix=share and cfg.train.prefix_reuse)
+                                callbacks=[stopper], reuse_prefix=share and cfg.train.prefix_reuse,
+                                prefix_grad=cfg.train.prefix_gradient)
     global_batch = cfg.train.batch_size * max(state.num_processes, 1) * cfg.train.grad_accum
     _log(state, f"training {cfg.model.base_model} on {model.device.type} ({model.dtype}), {state.num_processes} "
                 f"process(es): {len(data.tokenized)} examples x {cfg.train.epochs} epochs, global batch {global_batch} "
