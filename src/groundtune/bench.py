@@ -62,8 +62,9 @@ def final_loss(model, tokenized, pad_token_id: int) -> float:
     return total / count
 
 
-def epoch_flops(model, tokenized, collate, batch_size: int) -> int:
-    """Forward + backward matmul FLOPs of one pass over the examples in groundtune's batching."""
+def epoch_flops(model, tokenized, collate, batch_size: int, prefix_grad: bool = True) -> int:
+    """Forward + backward matmul FLOPs of one pass over the examples in groundtune's batching (`prefix_grad`
+    False: the shared prefix forward only, as `train.prefix_gradient: false` trains)."""
     from torch.utils.flop_counter import FlopCounterMode
 
     from groundtune.train import shared_prefix_loss
@@ -72,7 +73,8 @@ def epoch_flops(model, tokenized, collate, batch_size: int) -> int:
     counter = FlopCounterMode(display=False)
     with counter:
         for i in range(0, len(order), batch_size):
-            loss_sum, n = shared_prefix_loss(model, collate([tokenized[j] for j in order[i:i + batch_size]]))
+            loss_sum, n = shared_prefix_loss(model, collate([tokenized[j] for j in order[i:i + batch_size]]),
+                                             prefix_grad=prefix_grad)
             (loss_sum / n).backward()
     model.zero_grad(set_to_none=True)
     return counter.get_total_flops()
@@ -115,10 +117,13 @@ def part_train(variant: str, config: str, n: int, epochs: float) -> dict:
               "batch_size": 1 if variant == "baseline" else cfg.train.batch_size,
               "learning_rate": BASELINE_LR if variant == "baseline" else cfg.train.learning_rate,
               "final_loss": round(final_loss(peft_model, tokenized, tokenizer.pad_token_id), 4),
-              "peak_rss_mb": round(peak_rss, 1)}
+              "peak_rss_mb": round(peak_rss, 1),
+              # no shared prefix (baseline, no-sharing): nothing to stop, the full gradient
+              "prefix_gradient": variant != "groundtune" or cfg.train.prefix_gradient}
     if variant == "groundtune":
         peft_model.train()
-        flops = epoch_flops(peft_model, tokenized, PrefixSharingCollator(tokenizer.pad_token_id), cfg.train.batch_size)
+        flops = epoch_flops(peft_model, tokenized, PrefixSharingCollator(tokenizer.pad_token_id), cfg.train.batch_size,
+                            cfg.train.prefix_gradient)
         result["train_flops"] = int(flops * epochs)
         result["achieved_gflops"] = round(flops * epochs / seconds / 1e9, 1)
     return result
@@ -278,7 +283,11 @@ def markdown(r: dict) -> str:
     noshare = t["groundtune-noshare"]
     lines.append(f"| prefix sharing alone (same batches), tokens/s | {noshare['tokens_per_s']} (off) | "
                  f"{ours['tokens_per_s']} (on) | {ours['tokens_per_s'] / noshare['tokens_per_s']:.2f}x | |")
-    lines.append(f"| final loss, prefix sharing off / on | {noshare['final_loss']} | {ours['final_loss']} | | equal |")
+    if ours.get("prefix_gradient", True):
+        lines.append(f"| final loss, prefix sharing off / on | {noshare['final_loss']} | {ours['final_loss']} | | equal |")
+    else:  # train.prefix_gradient false: "on" also skips the prefix's backward, a different gradient
+        lines.append(f"| final loss, prefix sharing off (full gradient) / on (no gradient through the prefix) | "
+                     f"{noshare['final_loss']} | {ours['final_loss']} | | (not comparable) |")
     for key, name, target in (("eval", "evaluation, generated tokens/s", ">= 5x"),
                               ("decode", "interactive decode, tokens/s (batch 1)", ">= 3x")):
         g = r[key]
