@@ -117,6 +117,17 @@ def test_augment_counts_and_no_duplicate_questions():
     assert out == augment(PAIRS, cfg, "The source does not say."), "deterministic"
 
 
+def test_abstention_reasons_off_leaves_every_abstention_bare_and_nothing_else_changed():
+    cfg = AugmentConfig()
+    out = augment(PAIRS, cfg, "The source does not say.")
+    bare = augment(PAIRS, AugmentConfig(abstention_reasons=False), "The source does not say.")
+    assert [(p.question, p.kind) for p in out] == [(p.question, p.kind) for p in bare]
+    reasons = {p.answer for p in out if p.kind == "abstain"}
+    assert len(reasons) > 3 and all(a.startswith("The source does not say;") for a in reasons)
+    assert {p.answer for p in bare if p.kind == "abstain"} == {"The source does not say."}
+    assert [p for p in out if p.kind != "abstain"] == [p for p in bare if p.kind != "abstain"]
+
+
 def test_knowledge_questions_ask_about_countries_the_passage_names():
     rutte = abstention_pairs(SOURCE, 30, "The source does not say.", "x")
     known = [p for p in rutte if "currency" in p.question or "capital of" in p.question or "population" in p.question]

@@ -188,6 +188,19 @@ def test_cards_say_whether_absent_entity_questions_were_trained(run, tmp_path, s
         assert ("a country or a person that neither the passage nor the user's pairs mention" in text) == bool(swap_questions), card
 
 
+@pytest.mark.parametrize("prefix_gradient", [None, True, False])
+def test_card_says_when_the_passage_had_no_gradient(run, tmp_path, prefix_gradient):
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["config"]["train"].pop("prefix_gradient", None)  # None: a run from before the key (full gradient)
+    if prefix_gradient is not None:
+        manifest["config"]["train"]["prefix_gradient"] = prefix_gradient
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    assert main(publish_args(run, tmp_path / "stage", "--dry-run")) == 0
+    text = " ".join((tmp_path / "stage" / "model" / "README.md").read_text().split())
+    assert "loss on answer tokens only" in text
+    assert ("no gradient through the passage in the system prompt" in text) == (prefix_gradient is False)
+
+
 @pytest.mark.parametrize("setup,message", [
     ("missing", "{run}: run folder not found"),
     ("no_adapter", "{run}: run folder has no LoRA adapter"),

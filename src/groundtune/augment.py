@@ -384,4 +384,6 @@ def augment(pairs: list[Pair], cfg: AugmentConfig, abstain_answer: str) -> list[
                                   cfg.evidence_kept)
         for p in abstention_pairs(source, cfg.abstention, abstain_answer, f"{origin}#abstain"):
             add(p)
+    if not cfg.abstention_reasons:
+        out = [dataclasses.replace(p, answer=abstain_answer) if p.kind == "abstain" else p for p in out]
     return with_orders(out, cfg.passage_orders)

@@ -206,6 +206,7 @@ def _train_context(manifest: dict) -> dict:
         "target_modules": lora.get("target_modules"), "epochs": train.get("epochs"),
         "learning_rate": train.get("learning_rate"), "lr_scheduler": train.get("lr_scheduler"),
         "global_batch": manifest.get("global_batch_size"), "seed": manifest.get("seed"),
+        "prefix_gradient": train.get("prefix_gradient", True),  # runs before the key had the full gradient
         "final_loss": "unknown" if final_loss is None else f"{final_loss:.3f}",
         "train_seconds": manifest.get("timings_s", {}).get("train", "?"),
         "hardware": env.get("cuda") or f"CPU ({env.get('cpu_count', '?')} cores)",

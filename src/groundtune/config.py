@@ -65,6 +65,8 @@ class AugmentConfig:
     """With passage_questions: this many absent-entity twins of passage questions (a country or person neither the passage nor the user's pairs mention swapped in), answered with `data.abstain_answer` (0 = off)."""
     abstention: int = 12
     """Number of questions the passage cannot answer, trained to answer with `data.abstain_answer`."""
+    abstention_reasons: bool = True
+    """Abstentions say what the passage lacks ("The source does not say; it gives no date.", "...; it does not mention Japan."); false: every abstention is `data.abstain_answer` alone."""
     missing_evidence: int = 0
     """Per passage sentence: questions about it asked with that sentence removed from the prompt, answered with `data.abstain_answer` (0 = off)."""
     evidence_kept: int = 2
