@@ -158,11 +158,9 @@ def test_bad_override_value_is_an_error():
 
 
 def test_prefix_gradient_off_needs_a_shared_prefix():
-    assert load_config(None).train.prefix_gradient is False  # the default recipe
-    with pytest.raises(GroundtuneError, match=r"^train.prefix_gradient: false \(the default\) needs .*set prefix_gradient true"):
-        load_config(None, ["--train.gradient_checkpointing", "true"])
-    cfg = load_config(None, ["--train.gradient_checkpointing", "true", "--train.prefix_gradient", "true"])
-    assert cfg.train.gradient_checkpointing and cfg.train.prefix_gradient
+    assert load_config(None, ["--train.prefix_gradient", "false"]).train.prefix_gradient is False
+    with pytest.raises(GroundtuneError, match=r"^--train.prefix_gradient: false needs prefix_sharing true"):
+        load_config(None, ["--train.prefix_gradient", "false", "--train.gradient_checkpointing", "true"])
 
 
 def test_override_needs_value():

@@ -22,7 +22,7 @@ CONFIG = REPO / "configs" / "smollm2-135m-cpu.yaml"
 @pytest.fixture(scope="module")
 def embedded_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("embedded")
-    # 0.06 epochs of the default dataset: 4 optimizer steps at the default global batch of 4
+    # 0.06 epochs of the default dataset: 2 optimizer steps at the default global batch of 8
     cmd = [sys.executable, str(REPO / "train" / "train.py"), "--config", str(CONFIG), "--output_dir", str(out),
            "--run_name", "few-steps", "--train.epochs", "0.06", "--eval.enabled", "false"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1"}

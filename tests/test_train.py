@@ -283,8 +283,7 @@ def test_gradient_checkpointing_trains(tiny_model_dir, tmp_path, monkeypatch):
 
     monkeypatch.setattr(Trainer, "train", spy)
     overrides = tiny_run_overrides(tiny_model_dir, tmp_path / "out", **{"train.epochs": 0.1,
-                                                                        "train.gradient_checkpointing": True,
-                                                                        "train.prefix_gradient": True})
+                                                                        "train.gradient_checkpointing": True})
     assert main(["train", *cli_overrides(overrides)]) == 0
     assert seen["args"] is True
 

@@ -167,7 +167,7 @@ class TrainConfig:
     """Fraction of steps spent warming up."""
     batch_size: int = 4
     """Examples per device per step."""
-    grad_accum: int = 1
+    grad_accum: int = 2
     """Steps to accumulate before an optimizer update (global batch = batch_size x devices x grad_accum)."""
     weight_decay: float = 0.0
     """AdamW weight decay."""
@@ -177,7 +177,7 @@ class TrainConfig:
     """Run the prompt prefix shared by a batch (system prompt + passage) once per batch instead of once per example. Exact: same loss, less compute."""
     prefix_reuse: bool = True
     """With prefix_sharing and grad_accum > 1 (one process): run the prefix once per optimizer step and reuse it in every micro-batch of the step. Same gradient, less compute, the memory of one micro-batch."""
-    prefix_gradient: bool = False
+    prefix_gradient: bool = True
     """With prefix_sharing: backpropagate through the shared prefix. false runs it without gradient (stop-gradient): the adapter learns from the question and answer tokens only (the passage still passes through it in the forward pass), and the prefix costs one forward pass instead of forward + backward."""
     group_by_length: bool = True
     """Batch examples of similar length to waste less on padding."""
@@ -212,8 +212,7 @@ class TrainConfig:
         check(self.save_total_limit >= 1, "save_total_limit", "must be >= 1")
         check(self.neftune_alpha >= 0, "neftune_alpha", "must be >= 0")
         check(self.prefix_gradient or (self.prefix_sharing and not self.gradient_checkpointing), "prefix_gradient",
-              "false (the default) needs prefix_sharing true and gradient_checkpointing false, which share the "
-              "prefix; set prefix_gradient true with them")
+              "false needs prefix_sharing true and gradient_checkpointing false (no shared prefix otherwise)")
 
 
 @dataclass
@@ -529,7 +528,7 @@ def load_config(path: str | Path | None, overrides: list[str] | dict[str, Any] |
 
 ADDED_LATER = {"data.augment.participle_questions": False, "data.augment.keyword_questions": 0,
                "data.augment.factoid_questions": False, "train.prefix_reuse": False,
-               "train.prefix_gradient": True, "data.augment.variant_answers": "user", "data.augment.swap_questions": 0}
+               "data.augment.variant_answers": "user", "data.augment.swap_questions": 0}
 """Recipe keys whose default differs from what groundtune did before the key existed, with that earlier
 value: a run's saved config.yaml written before then lacks the key and must read as it was trained."""
 
