@@ -44,7 +44,7 @@ def test_markdown_table_reports_ratios():
     md = bench.markdown(r)
     assert "| 6.00x |" in md and "| 3.00x |" in md and "| 25% |" in md and "| 3.50x |" in md
     assert "off / on | 1.0 | 1.0 | | equal |" in md
-    r["train"]["groundtune"]["prefix_gradient"] = False  # the default since session 18: a different gradient
+    r["train"]["groundtune"]["prefix_gradient"] = False  # train.prefix_gradient false: a different gradient
     assert "| (not comparable) |" in bench.markdown(r) and "| equal |" not in bench.markdown(r)
     json.dumps(r)
 
