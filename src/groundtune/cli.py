@@ -4,6 +4,7 @@
     groundtune train  --config CFG [--resume] [--overwrite] LoRA-train; writes outputs/<run>/
     groundtune run    --config CFG [--resume] [--overwrite] train, then evaluate (what `make run` does)
     groundtune kfold  --config CFG [--folds K] [--out DIR]  train on all user pairs but every k-th; answer those
+    groundtune seeds  --config CFG --seeds 42 43 44 [--out DIR]   one recipe, several seeds: each and the mean
     groundtune ask    --model DIR ["question"]             answer one question, or chat interactively
     groundtune eval   --model DIR [--compare-base] [--questions FILE.jsonl] [--out DIR]   answer, score, report
     groundtune score  ROWS.jsonl [--source PASSAGE.txt] [--out FILE]   consistency of given answers
@@ -87,6 +88,15 @@ def cmd_kfold(args, extra) -> int:
     from groundtune.kfold import kfold
 
     kfold(_load(args, extra), args.folds, args.out, overwrite=args.overwrite)
+    return 0
+
+
+def cmd_seeds(args, extra) -> int:
+    from groundtune.seeds import seeds
+
+    recipe = " ".join([f"--config {args.config}"] * bool(args.config) + list(extra))
+    seeds(_load(args, extra), args.seeds, args.out, overwrite=args.overwrite, keep_weights=args.keep_weights,
+          recipe=recipe)
     return 0
 
 
@@ -267,6 +277,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--folds", type=int, default=3, help="number of folds (2 to the number of pairs) [default: 3]")
     p.add_argument("--out", default="outputs/kfold", help="folder for the fold runs, kfold.json and kfold.md")
     p.add_argument("--overwrite", action="store_true", help="replace fold run folders left by an earlier kfold")
+
+    p = with_config("seeds", "train and evaluate one recipe once per seed (no base model); writes OUT/seeds.md with "
+                             "each seed's numbers and the mean", cmd_seeds)
+    p.add_argument("--seeds", type=int, nargs="+", required=True, metavar="S", help="seeds, e.g. 42 43 44")
+    p.add_argument("--out", default="outputs/seeds", help="folder for the runs, seeds.json and seeds.md")
+    p.add_argument("--overwrite", action="store_true", help="replace run folders left by an earlier series")
+    p.add_argument("--keep-weights", action="store_true",
+                   help="keep each run's merged model.safetensors (deleted by default; the adapter stays)")
 
     p = sub.add_parser("bench", help="measure training and generation speed against the usual setup (make bench)")
     p.add_argument("--config", default="configs/smollm2-135m-cpu.yaml", help="run config whose data and model to use")
