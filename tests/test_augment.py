@@ -187,3 +187,31 @@ def test_augment_adds_the_swap_twins_only_when_asked():
     more = augment(PAIRS, AugmentConfig(swap_questions=12), "The source does not say.")
     added = [p for p in more if p.path.endswith("#swap")]
     assert not any(p.path.endswith("#swap") for p in base) and len(added) == 12 and len(more) == len(base) + 12
+
+
+def test_referent_questions_reword_passage_questions_with_other_names_and_the_same_answers():
+    off = augment(PAIRS, AugmentConfig(), "The source does not say.")
+    on = augment(PAIRS, AugmentConfig(referent_questions=True), "The source does not say.")
+    new = [p for p in on if p.question not in {q.question for q in off}]
+    assert new and {p.kind for p in new} <= {"passage", "abstain"}
+    chief = [p for p in new if p.question == "What did NATO's chief advocate in air and missile defence?"]
+    assert len(chief) == 1 and chief[0].answer == next(
+        p.answer for p in off if p.question == "What did Rutte advocate in air and missile defense?")
+    assert any("the alliance's leader" in p.question for p in new) and any("alliance members" in p.question for p in new)
+    user = [(p.question, p.answer) for p in off if p.kind in ("user", "variant")]
+    assert user == [(p.question, p.answer) for p in on if p.kind in ("user", "variant")], "the user's pairs unchanged"
+    answers = {p.answer for p in new if p.kind == "passage"}
+    assert answers <= {p.answer for p in off if p.kind == "passage"}, "no new answer: only questions change"
+
+
+def test_synonym_variants_add_one_rewording_in_other_words_answered_like_the_others():
+    off = augment(PAIRS, AugmentConfig(), "The source does not say.")
+    on = augment(PAIRS, AugmentConfig(synonym_variants=True), "The source does not say.")
+    new = [p for p in on if p.question not in {q.question for q in off}]
+    assert {p.kind for p in new} == {"variant"} and len(new) == 8  # one per user question with words to swap
+    assert len({p.line for p in new}) == 8, "one per pair"
+    for p in new:
+        framed = {q.answer for q in off if q.kind == "variant" and q.line == p.line}
+        assert framed == {p.answer}, f"answered like the pair's other rewordings: {p.question}"
+    assert "How is the alliance addressing the boost in threats from Russia?" in {p.question for p in new}
+    assert [p for p in on if p.kind != "variant"] == [p for p in off if p.kind != "variant"]

@@ -127,3 +127,31 @@ def test_swap_person_replaces_the_name_with_its_title_or_the_surname_alone():
     assert (swap_person("What does the source say about NATO Secretary General Mark Rutte?", "Rutte", "Olaf Scholz")
             == "What does the source say about Olaf Scholz?")
     assert swap_person("Who is the NATO Secretary General?", "Rutte", "Olaf Scholz") is None
+
+
+def test_referents_name_a_titled_person_the_ways_news_questions_do():
+    from groundtune.questions import referents
+
+    forms = referents("NATO Secretary General Mark Rutte met officials. Rutte spoke.")["Rutte"]
+    assert {"NATO's chief", "the alliance's leader", "the NATO Secretary General", "NATO's secretary general",
+            "Mark Rutte"} <= set(forms)
+    assert referents("Mayor Ines Holt said the line will cost more.") == {"Holt": ["the Mayor", "Ines Holt"]}
+    assert referents("German Chancellor Olaf Scholz spoke.")["Scholz"][:2] == ["Germany's chief", "the German Chancellor"]
+    assert referents("Rutte welcomed Germany's decision.") == {}  # no title: nothing to refer by
+
+
+def test_refer_swaps_the_bare_surname_and_an_organisation_used_as_a_modifier():
+    from groundtune.questions import refer
+
+    assert refer("What did Rutte welcome?", "Rutte", "NATO's chief") == "What did NATO's chief welcome?"
+    assert refer("Has Rutte called for unity among NATO members?", "Rutte", "the alliance's leader") == (
+        "Has the alliance's leader called for unity among alliance members?")
+    assert refer("Rutte urged a path to NATO, advocating what?", "Rutte", "the NATO Secretary General") == (
+        "The NATO Secretary General urged a path to the alliance, advocating what?")
+    assert refer("What did Mark Rutte say?", "Rutte", "NATO's chief") is None  # a full name is left alone
+    assert refer("What is Rutte's job?", "Rutte", "NATO's chief") is None  # so is a possessive
+    assert refer("What did Guterres say?", "Rutte", "NATO's chief") is None  # nothing to swap
+    # an organisation that is not a modifier becomes "the <noun>"; a referent's own organisation stays
+    assert refer("Did NATO respond, and what did NATO's chief say?", "", "") == (
+        "Did the alliance respond, and what did the alliance's chief say?")
+    assert refer("How does Rutte see NATO's role?", "Rutte", "NATO's chief") == "How does NATO's chief see the alliance's role?"

@@ -19,7 +19,10 @@ Passage questions also ask about participle clauses, about phrases only one sent
 questions whose answer is a country or a number ("Which country decided to ...?"), the answerable twins
 of the abstention questions (`participle_questions`, `keyword_questions`, `factoid_questions`: on in the
 default recipe). Opt-in, measured and not kept
-(README, "The recipe"): the passage shown in several sentence orders (`passage_orders`).
+(README, "The recipe" and "Seeds"): the passage shown in several sentence orders (`passage_orders`); the
+reworded copies of passage questions naming the titled person and organisations another way ("What did
+NATO's chief welcome?", `referent_questions`); one more rewording of each user question in other words
+(`synonym_variants`).
 
 Every added answer is a user answer, a passage sentence, or an abstention, so augmentation cannot
 teach a claim that neither the user nor the passage makes.
@@ -28,6 +31,7 @@ teach a claim that neither the user nor the passage makes.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import random
 import re
@@ -36,8 +40,8 @@ from collections import Counter
 from groundtune.config import AugmentConfig
 from groundtune.evaluation.text import content_stems
 from groundtune.questions import (COUNTRIES, PEOPLE, about_questions, clause_questions, country_forms, factoid_questions,
-                                  keyword_questions, paraphrase, participle_questions, swap_country, swap_person,
-                                  title_questions, when_question)
+                                  keyword_questions, paraphrase, participle_questions, refer, referents, swap_country,
+                                  swap_person, title_questions, when_question)
 from groundtune.readers import Pair, normalize_question
 
 # Rewordings that keep a question's meaning: (frame, lower-case the question's first letter).
@@ -180,12 +184,33 @@ def near_miss_questions(sentence: str, source: str, stem: str) -> list[tuple[str
     return out
 
 
-def sentence_questions(source: str, abstain_answer: str, participles: bool = False,
-                       keywords: int = 0, factoids: bool = False) -> list[list[tuple[str, str, str]]]:
+def rewording(source: str, referring: bool, organisations: bool = False):
+    """question -> its reworded copy or None: generic synonyms and metonyms (`questions.paraphrase`) and, with
+    `referring`, the passage's titled person named another way, in turns over the questions that name
+    him or her (`questions.referents`), with organisations by their noun (`questions.refer`; also in
+    questions that name no one, with `organisations`)."""
+    names = list(referents(source).items()) if referring else []
+    turn = itertools.count()
+
+    def reworded(q: str) -> str | None:
+        p = paraphrase(q)
+        for surname, forms in names:
+            r = refer(p or q, surname, forms[next(turn) % len(forms)]) if re.search(rf"\b{surname}\b", p or q) else None
+            if r:
+                return r
+        return (refer(p or q, "", "") or p) if organisations else p
+    return reworded
+
+
+def sentence_questions(source: str, abstain_answer: str, participles: bool = False, keywords: int = 0,
+                       factoids: bool = False, referring: bool = False) -> list[list[tuple[str, str, str]]]:
     """Per passage sentence: (question, answer, kind) triples. Answered by the sentence (topic, cloze,
     what/why/how and yes/no questions, plus a reworded copy of each) or, for details the whole passage
-    lacks, by an abstention. A yes/no question with a false premise is answered 'No.' + the sentence."""
+    lacks, by an abstention. A yes/no question with a false premise is answered 'No.' + the sentence.
+    With `referring`, the reworded copy also names the passage's titled person another way ("NATO's chief",
+    "the alliance's leader", in turns) and an organisation by its noun ("alliance members")."""
     sents = sentences(source)
+    reworded = rewording(source, referring)
     counts = Counter(e for s in sents for e in set(entities(s)))
     subject = main_entities(source)[0]
     stem = abstain_answer.rstrip(".")
@@ -201,7 +226,7 @@ def sentence_questions(source: str, abstain_answer: str, participles: bool = Fal
         items = []
         for q, kind in [(q, "answer") for q in asked] + clause_questions(answer):
             reply = f"No. {answer}" if kind == "false" else f"Yes. {answer}" if YES_NO.match(q) else answer
-            items += [(x, reply, "passage") for x in (q, paraphrase(q)) if x]
+            items += [(x, reply, "passage") for x in (q, reworded(q)) if x]
         items += [(q, a, "passage") for q, a in title_questions(answer)]
         items += [(q, answer, "passage") for q in factoid_questions(answer, NUMBER)] if factoids else []
         items += [(q, a, "abstain") for q, a in near_miss_questions(sent, source, stem)]
@@ -209,10 +234,10 @@ def sentence_questions(source: str, abstain_answer: str, participles: bool = Fal
     return out
 
 
-def passage_pairs(source: str, path: str, abstain_answer: str = "The source does not say.",
-                  participles: bool = False, keywords: int = 0, factoids: bool = False) -> list[Pair]:
+def passage_pairs(source: str, path: str, abstain_answer: str = "The source does not say.", participles: bool = False,
+                  keywords: int = 0, factoids: bool = False, referring: bool = False) -> list[Pair]:
     """Every sentence question, asked with the whole passage in the prompt."""
-    items = sentence_questions(source, abstain_answer, participles, keywords, factoids)
+    items = sentence_questions(source, abstain_answer, participles, keywords, factoids, referring)
     return [Pair(q, a, source, path, i + 1, kind=kind) for i, qs in enumerate(items) for q, a, kind in qs]
 
 
@@ -366,16 +391,18 @@ def augment(pairs: list[Pair], cfg: AugmentConfig, abstain_answer: str) -> list[
             seen.add(key)
             out.append(p)
 
+    in_other_words = {s: rewording(s, True, organisations=True) for s in dict.fromkeys(p.source for p in pairs)}
     for i, p in enumerate(pairs):
         grounded = cfg.variant_answers == "grounded" and passage_covers(p.question, p.source)
         answer = grounded_answer(p.question, p.answer, p.source) if grounded else p.answer  # uncovered: the user's
-        for q in reword(p.question, cfg.question_variants, offset=i):
+        other = in_other_words[p.source](p.question) if cfg.synonym_variants else None
+        for q in reword(p.question, cfg.question_variants, offset=i) + ([other] if other else []):
             add(Pair(q, answer, p.source, p.path, p.line, kind="variant", answer_line=p.answer_line))
     for source in dict.fromkeys(p.source for p in pairs):
         origin = pairs[0].path
         if cfg.passage_questions:
             passage = passage_pairs(source, f"{origin}#passage", abstain_answer, cfg.participle_questions,
-                                    cfg.keyword_questions, cfg.factoid_questions)
+                                    cfg.keyword_questions, cfg.factoid_questions, cfg.referent_questions)
             known = " ".join(f"{p.question} {p.answer}" for p in pairs if p.source == source)
             for p in passage + swap_pairs(source, passage, known, cfg.swap_questions, abstain_answer, f"{origin}#swap"):
                 add(p)

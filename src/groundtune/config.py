@@ -53,6 +53,8 @@ class AugmentConfig:
     """Reworded copies of each user question, so rephrasings find the same answer."""
     variant_answers: Literal["user", "grounded"] = "grounded"
     """Answer of a reworded question: the user's answer, or (`grounded`) the passage sentence that best supports it, where one covers the question (`augment.passage_covers`; otherwise the user's)."""
+    synonym_variants: bool = False
+    """One more rewording of each user question, in other words: generic synonyms and metonyms, the passage's titled person and organisations named another way ("How is the alliance addressing the boost in threats from Russia?"; `augment.rewording`), answered like the other rewordings. Measured with referent_questions over three seeds: a tie (README, Seeds); off."""
     passage_questions: bool = True
     """Add questions answered by single passage sentences, with the sentence as the answer."""
     participle_questions: bool = True
@@ -61,6 +63,8 @@ class AugmentConfig:
     """With passage_questions: per sentence, this many 'What does the source say about <phrase>?' questions for phrases no other sentence has."""
     factoid_questions: bool = True
     """With passage_questions: also short questions whose answer is a country or a number of a sentence ('Which country decided to ...?', 'How many <things> does the source mention?')."""
+    referent_questions: bool = False
+    """With passage_questions: the reworded copy of each passage question names the passage's titled person another way ("What did NATO's chief welcome?", "the alliance's leader", in turns) and an organisation by its noun ("alliance members"): `questions.referents`. Measured over three seeds: no gain (README, Seeds); off."""
     swap_questions: int = 12
     """With passage_questions: this many absent-entity twins of passage questions (a country or person neither the passage nor the user's pairs mention swapped in), answered with `data.abstain_answer` (0 = off)."""
     abstention: int = 12

@@ -49,6 +49,14 @@ COUNTRIES = {
     "Australia": ("Canberra", "Australian"), "South Korea": ("Seoul", "South Korean"), "Taiwan": ("Taipei", "Taiwanese"),
 }
 
+# Organisations a news passage may name, with the noun writers use for them the second time. A generic gazetteer.
+ORGANISATIONS = {"NATO": "alliance", "EU": "bloc", "European Union": "bloc", "UN": "world body",
+                 "United Nations": "world body", "OPEC": "cartel", "IMF": "fund", "WHO": "agency", "G7": "group"}
+# Words after an organisation that make it a modifier ("NATO members" -> "alliance members"; else "the alliance").
+MODIFIED = r"(?:[a-z]+s|[a-z]+ship|chief|member|summit|ally|country|state)\b"
+# Generic nouns for the holder of a title ("NATO's chief"), next to the title itself.
+HEADS = ["chief", "leader", "head"]
+
 QUESTION_WORDS = {"what", "who", "whom", "whose", "which", "why", "how", "when", "where", "did", "does", "do", "tell"}
 # People a news passage may not name, for the absent-entity twins of passage questions. A generic list.
 PEOPLE = ["Emmanuel Macron", "Olaf Scholz", "Keir Starmer", "Jens Stoltenberg", "Giorgia Meloni", "Antonio Guterres",
@@ -341,3 +349,43 @@ def swap_person(question: str, surname: str, person: str) -> str | None:
         words.pop(0)
     start = m.end() - len(" ".join(words))
     return question[:start] + (person if len(words) > 1 else person.split()[-1]) + question[m.end():]
+
+
+def referents(source: str) -> dict[str, list[str]]:
+    """Other ways a question may name each titled person of the passage, by surname: 'NATO Secretary General
+    Mark Rutte' -> {'Rutte': ["NATO's chief", "the alliance's leader", 'the NATO Secretary General', ...]}.
+    Built from the passage's own title appositions, HEADS and the ORGANISATIONS gazetteer."""
+    out: dict[str, list[str]] = {}
+    for m in TITLE.finditer(source):
+        org, title, name = m.group("org"), m.group("title"), m.group("name")
+        if org in {"The", "A", "An", "In", "Former", "New"}:
+            org = None
+        forms = [f"the {title}", name]
+        if org:
+            nick = ORGANISATIONS.get(org)
+            owner = DEMONYMS.get(org, org)  # "German Chancellor" -> "Germany's chief"
+            forms = [f"{owner}'s {HEADS[0]}", f"the {org} {title}", *([f"the {nick}'s {HEADS[1]}"] if nick else []),
+                     f"{owner}'s {title.lower()}", f"{owner}'s {HEADS[2]}", *([f"the {nick}'s {HEADS[0]}"] if nick else []),
+                     *forms]
+        out.setdefault(name.split()[-1], forms)
+    return out
+
+
+def refer(question: str, surname: str, referent: str) -> str | None:
+    """The question with its bare surname ('What did Rutte welcome?', not 'Mark Rutte') replaced by `referent`
+    ("What did NATO's chief welcome?"), and each organisation of ORGANISATIONS used as a modifier ('NATO
+    members') by its noun ('alliance members'); None when neither applies. An empty `surname` swaps
+    organisations only."""
+    out = question
+    for org, noun in ORGANISATIONS.items():  # first, so that a referent's own "NATO's" stays
+        out = re.sub(rf"(?<![\w'’]){re.escape(org)} (?={MODIFIED})", f"{noun} ", out)  # "NATO members" -> "alliance members"
+        out = re.sub(rf"(?<![\w'’]){re.escape(org)}(?=['’]s\b| [a-z]|\?)", f"the {noun}", out)  # "NATO's", "NATO respond"
+        out = re.sub(rf"(?<=\bto ){re.escape(org)}\b(?!['’])", f"the {noun}", out)  # "path to NATO" -> "to the alliance"
+    for m in re.finditer(rf"\b{re.escape(surname)}\b(?!['’])", out) if surname else []:
+        before = out[:m.start()].split()[-1:]
+        if not before or not before[0][0].isupper() or before[0].lower() in AUX | QUESTION_WORDS:  # not "Mark Rutte"
+            out = out[:m.start()] + referent + out[m.end():]
+            break
+    out = out[0].upper() + out[1:]
+    return out if out != question else None
+
