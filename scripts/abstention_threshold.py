@@ -8,11 +8,17 @@ user's own trained pairs, as in the AUROC) would it refuse? It also prints the m
 point (its greedy answers) and draws each run's ROC curve.
 
     .venv/bin/python scripts/abstention_threshold.py outputs/run-a outputs/run-b --out outputs/abstention_threshold.png
+
+With --halves, it also asks whether such a threshold could be set without the dev sets: the questions are cut
+in two halves by sha256(id), the threshold is set on one half's unanswerable questions and applied to the
+other half, both ways (a shipped abstention bias would have to be set on some calibration questions, and
+these are the only labelled ones there are).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 from pathlib import Path
 
 from groundtune.card import REPORT, require_eval_report
@@ -60,6 +66,23 @@ def generated_point(report: dict) -> tuple[float, float]:
     return sum(a["abstained"] for a in neg) / len(neg), sum(a["abstained"] for a in pos) / len(pos)
 
 
+def half(question_id: str) -> int:
+    """0 or 1: a question's half, from sha256 of its id (stable, independent of the file order)."""
+    return int(hashlib.sha256(question_id.encode()).hexdigest(), 16) % 2
+
+
+def transferred(report: dict, target: float) -> list[tuple[float, float, float]]:
+    """For each half h (0, 1): (threshold set on half h as `refusals_at` sets it, abstention and refusals on the
+    other half at that threshold)."""
+    parts = [scores({**report, "questions": [q for q in report["questions"] if half(q["id"]) == h]}) for h in (0, 1)]
+    out = []
+    for h in (0, 1):
+        t, _, _ = refusals_at(*parts[h], target)
+        pos, neg = parts[1 - h]
+        out.append((t, sum(p >= t for p in pos) / len(pos), sum(n >= t for n in neg) / len(neg)))
+    return out
+
+
 def plot(curves: dict[str, tuple], target: float, path: Path) -> None:
     import matplotlib
 
@@ -95,6 +118,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("runs", nargs="+", type=Path, help="run folders with eval/report.json")
     parser.add_argument("--target", type=float, default=0.8, help="share of unanswerable questions to abstain on")
     parser.add_argument("--out", type=Path, help="where to write the ROC plot (PNG)")
+    parser.add_argument("--halves", action="store_true",
+                        help="also set the threshold on one half of the questions and apply it to the other")
     args = parser.parse_args(argv)
     read = {run: read_scores(run) for run in args.runs}  # every report checked before anything is printed
     print(f"| run | greedy: refused | greedy: abstained | threshold for >= {args.target:g} | abstained | "
@@ -105,6 +130,12 @@ def main(argv: list[str] | None = None) -> None:
         refusal, abstention = generated_point(report)
         print(f"| {run.name} | {refusal:.2f} | {abstention:.2f} | {t:.2f} | {abstained:.2f} | {refused:.2f} |")
         curves[run.name] = (*roc(pos, neg), (refusal, abstention))
+    if args.halves:
+        print(f"\n| run | threshold set on half 0 | half 1 abstained | half 1 refused | threshold set on half 1 | "
+              "half 0 abstained | half 0 refused |\n|---|---|---|---|---|---|---|")
+        for run, (report, _, _) in read.items():
+            cells = [f"{x:.2f}" for row in transferred(report, args.target) for x in row]
+            print(f"| {run.name} | " + " | ".join(cells) + " |")
     if args.out:
         plot(curves, args.target, args.out)
         print(f"plot written to {args.out}")

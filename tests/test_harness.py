@@ -252,6 +252,30 @@ def test_abstention_threshold_reports_the_refusals_a_target_costs(tmp_path, caps
     assert capsys.readouterr().out == "", "nothing printed before every report is read"
 
 
+def test_abstention_threshold_halves_set_the_threshold_on_one_half_and_apply_it_to_the_other(tmp_path, capsys):
+    """scripts/abstention_threshold.py --halves: a threshold set on one half's unanswerable questions (as
+    `refusals_at` sets it), then counted on the other half, both ways."""
+    script = load_script("abstention_threshold")
+    ids = [f"q{i}" for i in range(40)]
+    first, second = [i for i in ids if script.half(i) == 0], [i for i in ids if script.half(i) == 1]
+    rows = {0: ([-1.0, -2.0], [-3.0]), 1: ([-0.5, -4.0], [-1.5, -5.0])}  # half: (unanswerable, answerable) scores
+
+    def q(qid, answerable, lp):
+        return {"id": qid, "set": "dev" if answerable else "unanswerable", "answerable": answerable,
+                "tuned": {"abstain_logprob": lp, "abstained": False}}
+    questions = [q(pool.pop(), answerable, lp) for h, pool in ((0, first), (1, second))
+                 for answerable, scores in ((False, rows[h][0]), (True, rows[h][1])) for lp in scores]
+    report = {"questions": questions + [q("t", True, 0.0) | {"set": "train"}]}  # a trained pair counts in neither
+    assert script.transferred(report, 1.0) == [(-2.0, 0.5, 0.5), (-4.0, 1.0, 1.0)]
+    assert script.transferred(report, 0.5) == [(-1.0, 0.5, 0.0), (-0.5, 0.0, 0.0)]
+    run = tmp_path / "run"
+    (run / "eval").mkdir(parents=True)
+    example = json.loads(EXAMPLE.read_text())
+    (run / "eval" / "report.json").write_text(json.dumps({**example, "questions": questions}))
+    script.main([str(run), "--halves", "--target", "1"])
+    assert "| run | -2.00 | 0.50 | 0.50 | -4.00 | 1.00 | 1.00 |" in capsys.readouterr().out
+
+
 def test_dev_overlap_checks_its_inputs_before_printing_and_rescores_runs(tmp_path, capsys):
     """scripts/dev_overlap.py: a malformed question set or a missing report is a one-line error naming the
     file (and line), with nothing printed; a stored report is re-scored on all and on 'far' dev questions."""
