@@ -50,3 +50,19 @@ def test_kfold_refuses_before_training_when_a_fold_folder_exists(tiny_model_dir,
     overrides = tiny_run_overrides(tiny_model_dir, tmp_path / "ignored")
     assert main(["kfold", "--folds", "2", "--out", str(out), *cli_overrides(overrides)]) != 0
     assert "fold2" in capsys.readouterr().err and not (out / "runs" / "fold1").exists()
+
+
+def test_kfold_only_runs_the_listed_folds(tiny_model_dir, tmp_path):
+    from groundtune.cli import main
+
+    out = tmp_path / "kfold"
+    overrides = tiny_run_overrides(tiny_model_dir, tmp_path / "ignored", **{"eval.max_new_tokens": 4})
+    assert main(["kfold", "--folds", "3", "--only", "2", "--out", str(out), *cli_overrides(overrides)]) == 0
+    summary = json.loads((out / "kfold.json").read_text())
+    assert [(r["fold"], r["held_out"]) for r in summary["results"]] == [(2, [2, 5, 8])] and summary["only"] == [2]
+    assert not (out / "runs" / "fold1").exists() and not (out / "runs" / "fold3").exists()
+    assert summary["mean"]["tuned"]["heldout"]["token_recall"] == pytest.approx(
+        summary["results"][0]["metrics"]["tuned"]["heldout"]["token_recall"], abs=1e-4), "the mean of fold 2 alone"
+    table = (out / "kfold.md").read_text()
+    assert "`groundtune kfold --folds 3 --only 2`" in table and "| mean | folds 2 | tuned | heldout |" in table
+    assert main(["kfold", "--folds", "3", "--only", "4", "--out", str(tmp_path / "k2"), *cli_overrides(overrides)]) != 0

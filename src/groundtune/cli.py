@@ -87,7 +87,7 @@ def cmd_ablate(args, extra) -> int:
 def cmd_kfold(args, extra) -> int:
     from groundtune.kfold import kfold
 
-    kfold(_load(args, extra), args.folds, args.out, overwrite=args.overwrite)
+    kfold(_load(args, extra), args.folds, args.out, overwrite=args.overwrite, only=args.only)
     return 0
 
 
@@ -277,6 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--folds", type=int, default=3, help="number of folds (2 to the number of pairs) [default: 3]")
     p.add_argument("--out", default="outputs/kfold", help="folder for the fold runs, kfold.json and kfold.md")
     p.add_argument("--overwrite", action="store_true", help="replace fold run folders left by an earlier kfold")
+    p.add_argument("--only", type=int, nargs="+", metavar="I",
+                   help="run only these folds (1-based); the mean then covers these folds only")
 
     p = with_config("seeds", "train and evaluate one recipe once per seed (no base model); writes OUT/seeds.md with "
                              "each seed's numbers and the mean", cmd_seeds)

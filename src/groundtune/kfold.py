@@ -55,8 +55,9 @@ def fold_config(cfg: RunConfig, train: Path, heldout: Path, out: Path, i: int) -
     return c
 
 
-def kfold(cfg: RunConfig, k: int, out_dir: str | Path, overwrite: bool = False) -> dict:
-    """Train and evaluate k folds of the user's pairs; write kfold.json and kfold.md under `out_dir`."""
+def kfold(cfg: RunConfig, k: int, out_dir: str | Path, overwrite: bool = False, only: list[int] | None = None) -> dict:
+    """Train and evaluate k folds of the user's pairs (or the folds numbered in `only`, 1-based: a quick check
+    of the fold that decides, the mean then covers those folds only); write kfold.json and kfold.md."""
     from groundtune.readers import read_pairs
     from groundtune.run import run
     from groundtune.runs import RunDir, write_json
@@ -66,17 +67,21 @@ def kfold(cfg: RunConfig, k: int, out_dir: str | Path, overwrite: bool = False) 
         raise GroundtuneError("kfold needs pairs about one passage", cfg.data.path)
     out = Path(out_dir)
     folds = split(len(pairs), k)
-    for i in range(1, k + 1):  # every fold's run folder is checked before the first one trains
+    selected = sorted(set(only)) if only else list(range(1, k + 1))
+    if selected[0] < 1 or selected[-1] > k:
+        raise GroundtuneError(f"--only: folds are numbered 1 to {k}, got {selected}")
+    for i in selected:  # every fold's run folder is checked before the first one trains
         RunDir(out / "runs", f"fold{i}").check(overwrite=overwrite, resume=False)
     results = []
-    for i, held in enumerate(folds, start=1):
+    for i, held in [(i, folds[i - 1]) for i in selected]:
         print(f"[kfold] fold {i}/{k}: holding out pair(s) {', '.join(str(j + 1) for j in held)}", flush=True)
         train, heldout = write_fold(pairs, held, out / "data" / f"fold{i}")
         folder = run(fold_config(cfg, train, heldout, out, i), overwrite=overwrite)
         report = json.loads((folder / "eval" / "report.json").read_text(encoding="utf-8"))
         results.append({"fold": i, "held_out": [j + 1 for j in held], "metrics": report["metrics"],
                         "n": {name: info["n"] for name, info in report["sets"].items()}})
-        summary = {"data": cfg.data.path, "folds": k, "results": results, "mean": mean(results)}
+        summary = {"data": cfg.data.path, "folds": k, "only": selected if only else None, "results": results,
+                   "mean": mean(results)}
         write_json(out / "kfold.json", summary)
     table = markdown(summary)
     (out / "kfold.md").write_text(table, encoding="utf-8")
@@ -101,10 +106,12 @@ def mean(results: list[dict]) -> dict:
 
 def markdown(summary: dict) -> str:
     head = "| fold | held-out pairs | model | set | " + " | ".join(h for _, h in METRICS) + " |"
-    lines = [f"Measured with `groundtune kfold --folds {summary['folds']}` on {summary['data']}.", "", head,
+    only = f" --only {' '.join(map(str, summary['only']))}" if summary.get("only") else ""
+    lines = [f"Measured with `groundtune kfold --folds {summary['folds']}{only}` on {summary['data']}.", "", head,
              "|" + "---|" * (len(METRICS) + 4)]
     rows = [(str(r["fold"]), ", ".join(map(str, r["held_out"])), r["metrics"]) for r in summary["results"]]
-    rows.append(("mean", "all", summary["mean"]))
+    which = f"folds {', '.join(map(str, summary['only']))}" if summary.get("only") else "all"
+    rows.append(("mean", which, summary["mean"]))
     for fold, held, metrics in rows:
         for model in ("tuned", "base"):
             for set_name in (HELDOUT, "train"):
