@@ -10,7 +10,7 @@ import pytest
 
 from groundtune.cli import main
 from groundtune.errors import GroundtuneError
-from groundtune.evaluation.harness import METRICS, aggregate, key_fact_hit, read_question_set
+from groundtune.evaluation.harness import METRICS, PROPORTIONS, aggregate, key_fact_hit, read_question_set
 from groundtune.evaluation.report import REPORT_FILES
 
 from conftest import SEED, load_script, tiny_run_overrides
@@ -95,6 +95,24 @@ def test_aggregate_rates():
     assert aggregate(qs, with_yes_no)["yes_no_accuracy"] == 0.5
 
 
+def test_wilson_intervals_of_the_shares():
+    from groundtune.evaluation.harness import Question, intervals, wilson
+
+    assert wilson(34, 48) == [0.5682, 0.8176] and wilson(0, 19) == [0.0, 0.1682] and wilson(19, 19) == [0.8318, 1.0]
+    assert wilson(0, 0) is None
+    lo, hi = wilson(13, 19)
+    assert lo < 13 / 19 < hi and hi - lo > wilson(130, 190)[1] - wilson(130, 190)[0], "fewer questions, wider"
+    qs = [Question("s", "1", "q", "r", True, [["a"]]), Question("s", "2", "q", "r", True, [["b"]]),
+          Question("s", "3", "q", "r", False)]
+    flags = {"unsupported_numbers": [], "unsupported_names": []}
+    res = [{"key_fact_hit": True, "abstained": False, "flags": flags}, {"key_fact_hit": None, "abstained": True,
+           "flags": flags}, {"key_fact_hit": None, "abstained": True, "flags": {**flags, "unsupported_names": ["X"]}}]
+    got = intervals(qs, res)
+    assert got["key_fact_accuracy"] == {"low": wilson(1, 1)[0], "high": 1.0, "n": 1}, "a question without key facts is not counted"
+    assert got["refusal_rate"]["n"] == 2 and got["abstention_rate"]["n"] == 1 and got["unsupported_rate"]["n"] == 3
+    assert got["yes_no_accuracy"] is None
+
+
 def test_yes_no_agreement_needs_the_references_opening_word():
     from groundtune.evaluation.harness import yes_no_agrees
 
@@ -137,7 +155,16 @@ def test_run_ends_with_an_evaluation_report(tiny_run, capsys):
     assert sorted(p.name for p in (tiny_run / "eval").iterdir()) == sorted(REPORT_FILES)
     report = json.loads((tiny_run / "eval" / "report.json").read_text())
     assert list(report) == ["model", "base_model", "created", "source_sha256", "timings_s", "scorer", "sets",
-                            "metrics", "questions"]
+                            "metrics", "intervals", "questions"]
+    for model in ("tuned", "base"):  # a 95% interval around every share of questions, over the questions it counts
+        for set_name, bounds in report["intervals"][model].items():
+            assert list(bounds) == list(PROPORTIONS)
+            for metric, b in bounds.items():
+                value = report["metrics"][model][set_name][metric]
+                assert (b is None) == (value is None)
+                assert b is None or (b["low"] <= value <= b["high"] and b["n"] >= 1)
+    assert report["intervals"]["tuned"]["dev"]["key_fact_accuracy"]["n"] == 3
+    assert report["intervals"]["tuned"]["unanswerable"]["abstention_rate"]["n"] == 2
     assert report["sets"] == {"train": {"n": 9, "answerable": 9}, "dev": {"n": 3, "answerable": 3},
                               "unanswerable": {"n": 2, "answerable": 0}}
     for model in ("tuned", "base"):
@@ -154,6 +181,7 @@ def test_run_ends_with_an_evaluation_report(tiny_run, capsys):
         assert auroc[:2] == [None, None] and 0.0 <= auroc[2] <= 1.0
     assert q["base"] is not None and report["base_model"]
     assert "train" in (tiny_run / "eval" / "report.md").read_text()
+    assert "95% intervals (Wilson)" in (tiny_run / "eval" / "report.md").read_text()
     html = (tiny_run / "eval" / "report.html").read_text()
     assert html.startswith("<!doctype html>") and "data:image/png;base64," in html
     if os.environ.get("GROUNDTUNE_WRITE_REPORT_EXAMPLE") == "1":  # refresh the example others test against

@@ -45,6 +45,7 @@ def write_fixture_report(run: Path, audit=None) -> dict:
         "metrics": {"tuned": {name: applicable(name, {k: v + 0.01 * i for k, v in metrics.items()})
                               for i, name in enumerate(SETS)},
                     "base": {name: applicable(name, {k: v / 2 for k, v in metrics.items()}) for name in SETS}},
+        "intervals": {"tuned": {"dev": {"key_fact_accuracy": {"low": 0.25, "high": 0.75, "n": 10}}}, "base": None},
         "questions": [],
     }
     if audit is not None:
@@ -111,8 +112,9 @@ def test_dry_run_stages_adapter_repo_with_card(run, tmp_path, capsys):
     assert ("unanswerable", "abstention_rate") in results and ("dev", "abstention_rate") not in results
     # the body: base vs tuned tables from the report, the quick start for this repo, the data provenance
     assert "### dev: 12 questions (10 answerable)" in card.text
-    row = f"| key_fact_accuracy | 0.250 | {dev['key_fact_accuracy']:.3f} | {dev['key_fact_accuracy'] - 0.25:+.3f} |"
+    row = f"| key_fact_accuracy | 0.250 | {dev['key_fact_accuracy']:.3f} | 0.250–0.750 | {dev['key_fact_accuracy'] - 0.25:+.3f} |"
     assert row in card.text
+    assert f"| refusal_rate | 0.000 | {dev['refusal_rate']:.3f} | – |" in card.text, "no interval in the report: none"
     assert 'AutoPeftModelForCausalLM.from_pretrained("me/tiny-qa")' in card.text
     assert "9 (file `000_629302d99c87d0b4.txt`" in card.text
     assert "name not in the passage: “Brazil”" in card.text  # groundtune.evaluation.audit ran on the seed

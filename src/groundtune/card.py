@@ -144,11 +144,13 @@ def eval_tables(report: dict) -> dict:
     """Per question set: n, answerable and one row per metric with base, tuned and the change."""
     tuned_all = report["metrics"]["tuned"]
     base_all = report["metrics"].get("base") or {}
+    bounds_all = (report.get("intervals") or {}).get("tuned") or {}  # reports before intervals: none
     sets = []
     for name, info in report["sets"].items():
-        tuned, base = tuned_all.get(name, {}), base_all.get(name, {})
+        tuned, base, bounds = tuned_all.get(name, {}), base_all.get(name, {}), bounds_all.get(name, {})
         metrics = [m for m in METRICS if m in tuned] + [m for m in tuned if m not in METRICS]
         rows = [{"metric": m, "base": _fmt(base.get(m)), "tuned": _fmt(tuned.get(m)),
+                 "interval": f"{bounds[m]['low']:.3f}–{bounds[m]['high']:.3f}" if bounds.get(m) else "–",
                  "change": _change(base.get(m), tuned.get(m))} for m in metrics]
         sets.append({"name": name, "n": info.get("n"), "answerable": info.get("answerable"), "rows": rows})
     return {"created": report.get("created", "unknown date"), "source_sha256": report.get("source_sha256", "unknown"),

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import re
 import time
 from dataclasses import dataclass, field
@@ -154,23 +155,62 @@ def _mean(values) -> float | None:
     return round(sum(values) / len(values), 4) if values else None
 
 
+PROPORTIONS = ("key_fact_accuracy", "abstention_rate", "refusal_rate", "unsupported_rate", "yes_no_accuracy")
+"""The METRICS that are shares of questions; the report gives each a 95% interval (`intervals`)."""
+
+
+def outcomes(questions: list[Question], results: list[dict]) -> dict[str, list[bool]]:
+    """Per PROPORTIONS metric, the yes/no outcome of every question it counts (questions it does not apply
+    to left out): the metric is the share of True."""
+    answerable = [r for q, r in zip(questions, results) if q.answerable]
+    unanswerable = [r for q, r in zip(questions, results) if not q.answerable]
+    kept = lambda values: [bool(v) for v in values if v is not None]  # noqa: E731
+    return {
+        "key_fact_accuracy": kept(r["key_fact_hit"] for r in answerable),
+        "abstention_rate": kept(r["abstained"] for r in unanswerable),
+        "refusal_rate": kept(r["abstained"] for r in answerable),
+        "unsupported_rate": [bool(r["flags"]["unsupported_numbers"] or r["flags"]["unsupported_names"]) for r in results],
+        "yes_no_accuracy": kept(r.get("yes_no") for r in answerable),
+    }
+
+
 def aggregate(questions: list[Question], results: list[dict]) -> dict:
     """The METRICS of one set for one model (None where a metric does not apply to the set)."""
-    answerable = [(q, r) for q, r in zip(questions, results) if q.answerable]
-    unanswerable = [r for q, r in zip(questions, results) if not q.answerable]
-    flags = [bool(r["flags"]["unsupported_numbers"] or r["flags"]["unsupported_names"]) for r in results]
+    answerable = [r for q, r in zip(questions, results) if q.answerable]
+    share = {m: _mean(v) for m, v in outcomes(questions, results).items()}
     return {
-        "key_fact_accuracy": _mean(r["key_fact_hit"] for _, r in answerable),
-        "abstention_rate": _mean(r["abstained"] for r in unanswerable),
-        "refusal_rate": _mean(r["abstained"] for _, r in answerable),
-        "unsupported_rate": _mean(flags),
+        "key_fact_accuracy": share["key_fact_accuracy"],
+        "abstention_rate": share["abstention_rate"],
+        "refusal_rate": share["refusal_rate"],
+        "unsupported_rate": share["unsupported_rate"],
         "mean_consistency": _mean(r["consistency"] for r in results),
-        "token_recall": _mean(r["signals"].get("token_recall") for _, r in answerable),
-        "token_f1": _mean(r["signals"].get("token_f1") for _, r in answerable),
-        "rougeL": _mean(r["signals"].get("rougeL") for _, r in answerable),
+        "token_recall": _mean(r["signals"].get("token_recall") for r in answerable),
+        "token_f1": _mean(r["signals"].get("token_f1") for r in answerable),
+        "rougeL": _mean(r["signals"].get("rougeL") for r in answerable),
         "abstention_auroc": None,  # needs the other sets' answerable questions: see abstention_auroc
-        "yes_no_accuracy": _mean(r.get("yes_no") for _, r in answerable),
+        "yes_no_accuracy": share["yes_no_accuracy"],
     }
+
+
+def wilson(k: int, n: int, z: float = 1.96) -> list[float] | None:
+    """The Wilson score interval of k successes in n trials (95% for z = 1.96); None for n = 0. Unlike
+    the normal approximation it stays inside [0, 1] and is sound for the small n of a question set."""
+    if n == 0:
+        return None
+    p, z2 = k / n, z * z
+    centre, half = (p + z2 / (2 * n)) / (1 + z2 / n), z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    return [round(max(0.0, centre - half), 4), round(min(1.0, centre + half), 4)]
+
+
+def intervals(questions: list[Question], results: list[dict]) -> dict[str, dict | None]:
+    """{"low", "high", "n"}: 95% Wilson intervals of the PROPORTIONS metrics of one set for one model, over the
+    n questions each counts; how far a share measured on these few questions could move on others like them
+    (not the spread over training seeds, which adds to it). None where a metric counts no question."""
+    out = {}
+    for metric, values in outcomes(questions, results).items():
+        bounds = wilson(sum(values), len(values))
+        out[metric] = None if bounds is None else {"low": bounds[0], "high": bounds[1], "n": len(values)}
+    return out
 
 
 def abstention_auroc(questions: list[Question], results: list[dict], set_name: str) -> float | None:

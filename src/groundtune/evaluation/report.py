@@ -18,6 +18,9 @@ report.json keys (other tools, such as the model card, read these; add keys, nev
                    of every set but `train` (how well the model knows what the source does not say).
                    yes_no_accuracy: of the answerable questions whose reference opens with Yes or No, the
                    share of answers that open with the same word (`harness.yes_no_agrees`)
+    intervals      {"tuned": {SET: {METRIC: {"low", "high", "n"} | null}}, "base": ... | null}: 95% Wilson
+                   intervals of the metrics that are shares of questions (`harness.PROPORTIONS`), over the n
+                   questions each counts (null where it counts none)
     questions      [{"set", "id", "question", "reference", "answerable", "key_facts",
                      "tuned": ANSWER, "base": ANSWER | null}]
                    ANSWER = {"answer", "consistency", "signals": {name: value}, "flags": {unsupported_numbers,
@@ -49,17 +52,18 @@ REPORT_FILES = ("report.json", "report.md", "report.html", "metrics.png")
 
 
 def build_report(target, sets: dict, questions: list, scored: dict[str, list[dict]], timings: dict) -> dict:
-    from groundtune.evaluation.harness import abstention_auroc, aggregate
+    from groundtune.evaluation.harness import abstention_auroc, aggregate, intervals
     from groundtune.evaluation.score import load_weights
 
-    def per_set(name: str) -> dict | None:
+    def per_set(name: str, summary=aggregate) -> dict | None:
         if name not in scored:
             return None
         out = {}
         for set_name, qs in sets.items():
             idx = [i for i, q in enumerate(questions) if q.set == set_name]
-            out[set_name] = aggregate(qs, [scored[name][i] for i in idx])
-            out[set_name]["abstention_auroc"] = abstention_auroc(questions, scored[name], set_name)
+            out[set_name] = summary(qs, [scored[name][i] for i in idx])
+            if summary is aggregate:
+                out[set_name]["abstention_auroc"] = abstention_auroc(questions, scored[name], set_name)
         return out
 
     weights = load_weights()
@@ -74,6 +78,7 @@ def build_report(target, sets: dict, questions: list, scored: dict[str, list[dic
                    "labels_sha256": weights.get("labels_sha256")},
         "sets": {name: {"n": len(qs), "answerable": sum(q.answerable for q in qs)} for name, qs in sets.items()},
         "metrics": {"tuned": per_set("tuned"), "base": per_set("base")},
+        "intervals": {"tuned": per_set("tuned", intervals), "base": per_set("base", intervals)},
         "questions": [
             {"set": q.set, "id": q.id, "question": q.question, "reference": q.reference, "answerable": q.answerable,
              "key_facts": q.key_facts, "tuned": scored["tuned"][i],
@@ -108,13 +113,40 @@ def headline(report: dict) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     lines = ["  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(["", "[groundtune] evaluation (key-fact accuracy, abstention/refusal rates, consistency):"] + lines)
+    bounds = (report.get("intervals") or {}).get("tuned") or {}
+    short = {"key_fact_accuracy": "key facts", "abstention_rate": "abstention"}
+    spans = [f"{name} {short[m]} {b['low']:.2f}-{b['high']:.2f} (n {b['n']})"
+             for name, per_metric in bounds.items() if name != "train"
+             for m, b in per_metric.items() if b and m in short]
+    tail = ["[groundtune] tuned model, 95% intervals on these few questions: " + "; ".join(spans)] if spans else []
+    return "\n".join(["", "[groundtune] evaluation (key-fact accuracy, abstention/refusal rates, consistency):"] + lines
+                     + tail)
 
 
 def markdown_table(report: dict) -> str:
     head = ["set", "n", "model"] + [LABELS[m] for m in METRICS]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(r) + " |" for r in headline_rows(report)]
+    return "\n".join(lines)
+
+
+def interval_table(report: dict) -> str:
+    """The shares of questions with their 95% intervals (reports written before intervals existed: none)."""
+    from groundtune.evaluation.harness import PROPORTIONS
+
+    lines = ["95% intervals (Wilson) of the shares: the range of shares the n questions each counts are consistent "
+             "with, i.e. how far a share could move on other questions like these (runs with other training seeds "
+             "spread further).", "",
+             "| set | n | model | " + " | ".join(LABELS[m] for m in PROPORTIONS) + " |", "|" + "---|" * (3 + len(PROPORTIONS))]
+    for set_name, info in report["sets"].items():
+        for model in ("tuned", "base"):
+            values = (report["metrics"].get(model) or {}).get(set_name)
+            bounds = ((report.get("intervals") or {}).get(model) or {}).get(set_name)
+            if values is None or bounds is None:
+                continue
+            cells = [_fmt(values[m]) if not bounds.get(m) else f"{values[m]:.2f} ({bounds[m]['low']:.2f}-{bounds[m]['high']:.2f})"
+                     for m in PROPORTIONS]
+            lines.append(f"| {set_name} | {info['n']} | {model} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -136,7 +168,8 @@ def to_markdown(report: dict) -> str:
              f"- created: {report['created']}", f"- source sha256: `{report['source_sha256'][:16]}…`",
              f"- time: {report['timings_s'].get('total')} s",
              f"- `consistency` held-out ROC AUC on the hand-labelled set: {report['scorer']['heldout_auc']}",
-             "", "## Summary", "", markdown_table(report), "", "![metrics](metrics.png)", "", "## Answers"]
+             "", "## Summary", "", markdown_table(report), "", interval_table(report), "", "![metrics](metrics.png)",
+             "", "## Answers"]
     for set_name in report["sets"]:
         lines += ["", f"### {set_name}"]
         for q in (q for q in report["questions"] if q["set"] == set_name):
