@@ -195,7 +195,7 @@ def rewording(source: str, referring: bool, organisations: bool = False):
     def reworded(q: str) -> str | None:
         p = paraphrase(q)
         for surname, forms in names:
-            r = refer(p or q, surname, forms[next(turn) % len(forms)]) if re.search(rf"\b{surname}\b", p or q) else None
+            r = refer(p or q, surname, forms[next(turn) % len(forms)]) if re.search(rf"\b{re.escape(surname)}\b", p or q) else None
             if r:
                 return r
         return (refer(p or q, "", "") or p) if organisations else p

@@ -2,7 +2,8 @@
 
 On the seed's 48 + 19 dev questions a single run of the default recipe moves by 0.05 to 0.1 with the seed
 (README, Seeds), so a recipe change is judged on several seeds, never on one run. Each seed is an ordinary
-`groundtune run` of the same config (the untuned base model, which no seed changes, is not evaluated) in
+`groundtune run` of the same config with `seed` set (so both the LoRA initialisation and the example order
+change, unless the config pins `train.data_seed`; the untuned base model, which no seed changes, is not evaluated) in
 OUT/runs/seed<S>; OUT/seeds.json and OUT/seeds.md hold the harness's numbers per seed, their mean and the
 training time. The merged weights of each run are deleted once it is evaluated, unless `keep_weights`:
 a series of 135M runs would otherwise take 0.5 GB each (the LoRA adapter, config and reports stay).
