@@ -391,7 +391,8 @@ def augment(pairs: list[Pair], cfg: AugmentConfig, abstain_answer: str) -> list[
             seen.add(key)
             out.append(p)
 
-    in_other_words = {s: rewording(s, True, organisations=True) for s in dict.fromkeys(p.source for p in pairs)}
+    in_other_words = ({s: rewording(s, True, organisations=True) for s in dict.fromkeys(p.source for p in pairs)}
+                      if cfg.synonym_variants else {})
     for i, p in enumerate(pairs):
         grounded = cfg.variant_answers == "grounded" and passage_covers(p.question, p.source)
         answer = grounded_answer(p.question, p.answer, p.source) if grounded else p.answer  # uncovered: the user's

@@ -55,15 +55,17 @@ def build_report(target, sets: dict, questions: list, scored: dict[str, list[dic
     from groundtune.evaluation.harness import abstention_auroc, aggregate, intervals
     from groundtune.evaluation.score import load_weights
 
-    def per_set(name: str, summary=aggregate) -> dict | None:
+    def per_set(name: str, summary) -> dict | None:
+        """`summary(questions, results)` of each set for one model (None for a model not evaluated)."""
         if name not in scored:
             return None
-        out = {}
-        for set_name, qs in sets.items():
-            idx = [i for i, q in enumerate(questions) if q.set == set_name]
-            out[set_name] = summary(qs, [scored[name][i] for i in idx])
-            if summary is aggregate:
-                out[set_name]["abstention_auroc"] = abstention_auroc(questions, scored[name], set_name)
+        return {set_name: summary(qs, [r for q, r in zip(questions, scored[name]) if q.set == set_name])
+                for set_name, qs in sets.items()}
+
+    def metrics(name: str) -> dict | None:
+        out = per_set(name, aggregate)
+        for set_name in out or {}:
+            out[set_name]["abstention_auroc"] = abstention_auroc(questions, scored[name], set_name)
         return out
 
     weights = load_weights()
@@ -77,7 +79,7 @@ def build_report(target, sets: dict, questions: list, scored: dict[str, list[dic
         "scorer": {"heldout_auc": auc.get("auc"), "heldout_balanced_accuracy": auc.get("balanced_accuracy"),
                    "labels_sha256": weights.get("labels_sha256")},
         "sets": {name: {"n": len(qs), "answerable": sum(q.answerable for q in qs)} for name, qs in sets.items()},
-        "metrics": {"tuned": per_set("tuned"), "base": per_set("base")},
+        "metrics": {"tuned": metrics("tuned"), "base": metrics("base")},
         "intervals": {"tuned": per_set("tuned", intervals), "base": per_set("base", intervals)},
         "questions": [
             {"set": q.set, "id": q.id, "question": q.question, "reference": q.reference, "answerable": q.answerable,
