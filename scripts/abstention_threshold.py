@@ -18,12 +18,11 @@ these are the only labelled ones there are).
 from __future__ import annotations
 
 import argparse
-import hashlib
 from pathlib import Path
 
 from groundtune.card import REPORT, require_eval_report
 from groundtune.errors import GroundtuneError
-from groundtune.evaluation.harness import EXCLUDED_FROM_AUROC
+from groundtune.evaluation.harness import EXCLUDED_FROM_AUROC, question_half
 
 
 def split(report: dict, set_name: str = "unanswerable") -> tuple[list[dict], list[dict]]:
@@ -66,15 +65,10 @@ def generated_point(report: dict) -> tuple[float, float]:
     return sum(a["abstained"] for a in neg) / len(neg), sum(a["abstained"] for a in pos) / len(pos)
 
 
-def half(question_id: str) -> int:
-    """0 or 1: a question's half, from sha256 of its id (stable, independent of the file order)."""
-    return int(hashlib.sha256(question_id.encode()).hexdigest(), 16) % 2
-
-
 def transferred(report: dict, target: float) -> list[tuple[float, float, float]]:
     """For each half h (0, 1): (threshold set on half h as `refusals_at` sets it, abstention and refusals on the
     other half at that threshold)."""
-    parts = [scores({**report, "questions": [q for q in report["questions"] if half(q["id"]) == h]}) for h in (0, 1)]
+    parts = [scores({**report, "questions": [q for q in report["questions"] if question_half(q["id"]) == h]}) for h in (0, 1)]
     out = []
     for h in (0, 1):
         t, _, _ = refusals_at(*parts[h], target)

@@ -18,16 +18,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 from pathlib import Path
 
-from groundtune.ablate import COLUMNS, cell  # the ablation table's columns, so the two tables read alike
+from groundtune.ablate import COLUMNS, cell, plot_columns  # the ablation table's columns, so the two tables read alike
 from groundtune.config import load_run_config
 from groundtune.evaluation.harness import evaluate_model
-from groundtune.model import load_base
-
-RUN_FILES = ["config.yaml", "manifest.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
-             "chat_template.jinja"]
+from groundtune.save import remerged_folder
 
 
 def checkpoints(run: Path) -> list[tuple[float, Path]]:
@@ -42,44 +38,14 @@ def checkpoints(run: Path) -> list[tuple[float, Path]]:
 
 
 def merged_folder(run: Path, checkpoint: Path, out: Path) -> Path:
-    """A model folder like the run's, with this checkpoint's adapter merged into the base."""
-    from peft import PeftModel
-
-    cfg = load_run_config(run / "config.yaml")
-    _, _, model = load_base(cfg.model, "cpu")
-    merged = PeftModel.from_pretrained(model, str(checkpoint)).merge_and_unload()
-    out.mkdir(parents=True, exist_ok=True)
-    merged.save_pretrained(out, safe_serialization=True)
-    for name in RUN_FILES:
-        if (run / name).is_file():
-            shutil.copy2(run / name, out / name)
-    if not (out / "dataset").exists():
-        (out / "dataset").symlink_to((run / "dataset").resolve())
-    return out
+    """A model folder like the run's, with this checkpoint's adapter merged into the base (times the run's
+    lora.merge_scale, as the run's own save did)."""
+    return remerged_folder(run, checkpoint, out, load_run_config(run / "config.yaml").lora.merge_scale)
 
 
 def row(label: str, report: dict) -> list[str]:
     m = report["metrics"]["tuned"]
     return [label] + [cell(m.get(s, {}).get(k)) for s, k, _ in COLUMNS]
-
-
-def plot(epochs: list[float], reports: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for s, k, name in COLUMNS:
-        values = [r["metrics"]["tuned"].get(s, {}).get(k) for r in reports]
-        if all(v is not None for v in values):
-            ax.plot(epochs, values, marker="o", label=name)
-    ax.set_xlabel("epoch")
-    ax.set_ylim(0, 1.02)
-    ax.set_title("faithfulness after each epoch (greedy answers, harness)")
-    ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
 
 
 def main() -> None:
@@ -101,7 +67,8 @@ def main() -> None:
              "|" + "---|" * (len(COLUMNS) + 1)]
     lines += ["| " + " | ".join(row(f"{e:g}", r)) + " |" for e, r in zip(epochs, reports)]
     (out / "epoch_curve.md").write_text("\n".join(lines) + "\n")
-    plot(epochs, reports, out / "epoch_curve.png")
+    plot_columns(epochs, [r["metrics"]["tuned"] for r in reports], COLUMNS, "epoch",
+                 "faithfulness after each epoch (greedy answers, harness)", out / "epoch_curve.png")
     print("\n".join(lines))
     print(f"written to {out}/epoch_curve.md and epoch_curve.png")
 

@@ -10,7 +10,7 @@ import pytest
 
 from groundtune.cli import main
 from groundtune.errors import GroundtuneError
-from groundtune.evaluation.harness import METRICS, PROPORTIONS, aggregate, key_fact_hit, read_question_set
+from groundtune.evaluation.harness import METRICS, PROPORTIONS, aggregate, key_fact_hit, question_half, read_question_set
 from groundtune.evaluation.report import REPORT_FILES
 
 from conftest import SEED, load_script, tiny_run_overrides
@@ -285,7 +285,7 @@ def test_abstention_threshold_halves_set_the_threshold_on_one_half_and_apply_it_
     `refusals_at` sets it), then counted on the other half, both ways."""
     script = load_script("abstention_threshold")
     ids = [f"q{i}" for i in range(40)]
-    first, second = [i for i in ids if script.half(i) == 0], [i for i in ids if script.half(i) == 1]
+    first, second = [i for i in ids if question_half(i) == 0], [i for i in ids if question_half(i) == 1]
     rows = {0: ([-1.0, -2.0], [-3.0]), 1: ([-0.5, -4.0], [-1.5, -5.0])}  # half: (unanswerable, answerable) scores
 
     def q(qid, answerable, lp):
@@ -302,6 +302,36 @@ def test_abstention_threshold_halves_set_the_threshold_on_one_half_and_apply_it_
     (run / "eval" / "report.json").write_text(json.dumps({**example, "questions": questions}))
     script.main([str(run), "--halves", "--target", "1"])
     assert "| run | -2.00 | 0.50 | 0.50 | -4.00 | 1.00 | 1.00 |" in capsys.readouterr().out
+
+
+def test_merge_scale_script_reproduces_the_run_at_1_and_changes_it_at_2(tiny_run, tmp_path, capsys):
+    """scripts/merge_scale.py: the run's adapter re-merged at scale 1 answers exactly as the run did; at 2 it
+    differs; the merged weights are deleted; the per-half means are the harness's metrics on those questions."""
+    script = load_script("merge_scale")
+    out = tmp_path / "ms"
+    script.main([str(tiny_run), "--scales", "1", "2", "--out", str(out), "--halves"])
+    run_report = json.loads((tiny_run / "eval" / "report.json").read_text())
+    x1, x2 = (json.loads((out / f"{tiny_run.name}-x{x}" / "eval" / "report.json").read_text()) for x in (1, 2))
+    assert [q["tuned"]["answer"] for q in x1["questions"]] == [q["tuned"]["answer"] for q in run_report["questions"]]
+    assert [q["tuned"]["abstain_logprob"] for q in x1["questions"]] == pytest.approx(
+        [q["tuned"]["abstain_logprob"] for q in run_report["questions"]], abs=1e-3)
+    assert [q["tuned"]["abstain_logprob"] for q in x2["questions"]] != pytest.approx(
+        [q["tuned"]["abstain_logprob"] for q in run_report["questions"]], abs=1e-3)
+    assert not list(out.glob("*/model.safetensors"))
+    everything = script.metrics_on(run_report, lambda q: True)
+    for set_name, metrics in everything.items():
+        for metric, value in metrics.items():
+            assert value == run_report["metrics"]["tuned"][set_name][metric], (set_name, metric)
+    table = (out / "merge_scale.md").read_text()
+    assert table.startswith(f"Measured with `scripts/merge_scale.py {tiny_run} --scales 1 2 --out {out} --halves`.")
+    assert "| mean of 1 | 2 |" in table and "| mean, half 1 of the questions | 2 |" in table
+    assert (out / "merge_scale.png").stat().st_size > 0
+    saved = json.loads((out / "merge_scale.json").read_text())
+    assert set(saved["means"]) == {"1", "2"} and set(saved["halves"]) == {"0", "1"}
+    assert "written to" in capsys.readouterr().out
+    fold_run = {"train": {"token_recall": 1.0}, "heldout": {"mean_consistency": 0.5, "refusal_rate": None}}
+    assert [(s, k) for s, k, _ in script.used_columns([fold_run])] == [("train", "token_recall"),
+                                                                        ("heldout", "mean_consistency")]
 
 
 def test_dev_overlap_checks_its_inputs_before_printing_and_rescores_runs(tmp_path, capsys):

@@ -203,6 +203,19 @@ def test_card_says_when_the_passage_had_no_gradient(run, tmp_path, prefix_gradie
     assert ("no gradient through the passage in the system prompt" in text) == (prefix_gradient is False)
 
 
+@pytest.mark.parametrize("merge_scale", [None, 1.0, 1.25])
+def test_card_says_when_the_update_was_scaled(run, tmp_path, merge_scale):
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["config"]["lora"].pop("merge_scale", None)  # None: a run from before the key (merged as trained)
+    if merge_scale is not None:
+        manifest["config"]["lora"]["merge_scale"] = merge_scale
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    assert main(publish_args(run, tmp_path / "stage", "--dry-run")) == 0
+    text = " ".join((tmp_path / "stage" / "model" / "README.md").read_text().split())
+    assert ("The trained LoRA update was then multiplied by 1.25 before it was merged" in text) == (merge_scale == 1.25)
+    assert "multiplied by" not in text or merge_scale == 1.25
+
+
 @pytest.mark.parametrize("setup,message", [
     ("missing", "{run}: run folder not found"),
     ("no_adapter", "{run}: run folder has no LoRA adapter"),

@@ -253,6 +253,33 @@ def test_merged_model_matches_base_plus_adapter(tiny_run, tiny_model_dir, tokeni
     assert not torch.allclose(merged_logits, base_logits, atol=1e-4), "training changed the model"
 
 
+def test_extrapolate_scales_the_update_in_the_merged_model_and_the_saved_adapter(tokenizer, tmp_path):
+    """lora.merge_scale: base + factor x update in the merged weights, and the saved adapter (lora_alpha x factor)
+    gives the merged model's outputs when PEFT loads it."""
+    import copy
+
+    from peft import PeftModel
+
+    from groundtune.train import extrapolate
+
+    ids = torch.tensor([tokenizer("Rutte welcomed Germany's decision")["input_ids"]])
+    base = build_tiny_model(tokenizer, seed=3).state_dict()
+    model = _tiny_lora_model(tokenizer)
+    plain = copy.deepcopy(model).merge_and_unload().state_dict()
+    extrapolate(model, 1.5)
+    model.save_pretrained(tmp_path / "adapter")
+    merged = model.merge_and_unload().eval()
+    scaled = merged.state_dict()
+    moved = [k for k in base if not torch.equal(plain[k], base[k])]
+    assert moved, "the random lora_B moves some weights"
+    for k in base:
+        assert torch.allclose(scaled[k] - base[k], 1.5 * (plain[k] - base[k]), atol=1e-6), k
+    assert json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())["lora_alpha"] == 96
+    reloaded = PeftModel.from_pretrained(build_tiny_model(tokenizer, seed=3), tmp_path / "adapter").eval()
+    with torch.no_grad():
+        assert torch.allclose(reloaded(ids).logits, merged(ids).logits, atol=1e-5)
+
+
 def test_existing_run_is_not_overwritten(tiny_run, tiny_model_dir, capsys):
     before = (tiny_run / "tiny" / "manifest.json").read_text()
     code = main(["train", *cli_overrides(tiny_run_overrides(tiny_model_dir, tiny_run))])
@@ -290,11 +317,13 @@ def test_gradient_checkpointing_trains(tiny_model_dir, tmp_path, monkeypatch):
 
 def test_kept_checkpoints_rebuild_the_final_model(tiny_model_dir, tmp_path):
     """train.keep_checkpoints leaves each epoch's adapter in RUN/checkpoints; scripts/epoch_curve.py merges
-    one into the base as a model folder, and the last epoch's folder holds the run's own weights."""
+    one into the base as a model folder, and the last epoch's folder holds the run's own weights (with the run's
+    lora.merge_scale applied to both)."""
     from safetensors.torch import load_file
 
     curve = load_script("epoch_curve")
-    overrides = tiny_run_overrides(tiny_model_dir, tmp_path / "out", **{"train.epochs": 2, "train.keep_checkpoints": True})
+    overrides = tiny_run_overrides(tiny_model_dir, tmp_path / "out", **{"train.epochs": 2, "train.keep_checkpoints": True,
+                                                                        "lora.merge_scale": 1.5})
     assert main(["train", *cli_overrides(overrides)]) == 0
     run = tmp_path / "out" / "tiny"
     found = curve.checkpoints(run)

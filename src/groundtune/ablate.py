@@ -146,6 +146,28 @@ def cell(value) -> str:
     return "" if value is None else f"{value:.2f}" if isinstance(value, float) else str(value)
 
 
+def plot_columns(xs: list[float], metrics: list[dict], columns: list, xlabel: str, title: str, path: Path) -> None:
+    """One line per (set, metric, name) column over `xs`, from each x's {set: {metric: value}} (the scripts'
+    epoch and merge-scale curves); columns with a missing value are left out."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for s, k, name in columns:
+        values = [m.get(s, {}).get(k) for m in metrics]
+        if all(v is not None for v in values):
+            ax.plot(xs, values, marker="o", label=name)
+    ax.set_xlabel(xlabel)
+    ax.set_ylim(0, 1.02)
+    ax.set_title(title)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def markdown(results: list[dict], plan: str | Path) -> str:
     head = "| row | " + " | ".join(h for _, _, h in COLUMNS) + " | training s |"
     lines = [f"Measured with `groundtune ablate --plan {plan}`.", "", head, "|" + "---|" * (len(COLUMNS) + 2)]

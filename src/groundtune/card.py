@@ -205,6 +205,7 @@ def _train_context(manifest: dict) -> dict:
     final_loss = manifest.get("final_loss")
     return {
         "r": lora.get("r"), "alpha": lora.get("alpha"), "dropout": lora.get("dropout"),
+        "merge_scale": lora.get("merge_scale", 1.0),  # runs before the key merged the update as trained
         "target_modules": lora.get("target_modules"), "epochs": train.get("epochs"),
         "learning_rate": train.get("learning_rate"), "lr_scheduler": train.get("lr_scheduler"),
         "global_batch": manifest.get("global_batch_size"), "seed": manifest.get("seed"),

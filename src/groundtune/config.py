@@ -149,10 +149,15 @@ class LoraConfig:
     """Dropout on the adapter input (each adapted layer then keeps its own copy of its input for backward)."""
     target_modules: list[str] | str = "all-linear"
     """Modules to adapt: `all-linear` (every linear layer but the output head) or a list of names."""
+    merge_scale: float = 1.0
+    """Factor on the trained update before it is saved and merged: base + merge_scale x (alpha / r) B A. Above 1
+    it extrapolates along the direction training moved the weights (model extrapolation, ExPO, Zheng et al.
+    2024); the saved adapter's lora_alpha carries the same factor, so adapter and merged model agree."""
 
     def __post_init__(self):
         check(self.r >= 1, "r", "must be >= 1")
         check(self.alpha > 0, "alpha", "must be > 0")
+        check(0 < self.merge_scale <= 4, "merge_scale", "must be in (0, 4]")
         check(0.0 <= self.dropout < 1.0, "dropout", "must be in [0, 1)")
         check(bool(self.target_modules), "target_modules", "must not be empty")
 

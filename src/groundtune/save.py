@@ -22,6 +22,8 @@ from groundtune.config import RunConfig, to_dict
 from groundtune.runs import environment, write_json
 
 MANIFEST = "manifest.json"
+RUN_FILES = ("config.yaml", "manifest.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
+             "chat_template.jinja")
 
 
 def grounded_tokenizer(tokenizer, cfg: RunConfig, sources: list[str]):
@@ -110,3 +112,29 @@ def _set_adapter_base(path: Path, base_id: str) -> None:
     data = json.loads(path.read_text())
     data["base_model_name_or_path"] = base_id
     path.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def remerged_folder(run: Path, adapter: Path, out: Path, factor: float = 1.0) -> Path:
+    """A model folder like the finished `run`'s, with `adapter` (the run's own or a checkpoint's) merged into the
+    base with its update x `factor` (`extrapolate`), the run's files copied and its dataset linked."""
+    import shutil
+
+    from peft import PeftModel
+
+    from groundtune.config import load_run_config
+    from groundtune.model import load_base
+    from groundtune.train import extrapolate
+
+    run, out = Path(run), Path(out)
+    cfg = load_run_config(run / "config.yaml")
+    _, _, model = load_base(cfg.model, "cpu")
+    adapted = PeftModel.from_pretrained(model, str(adapter))
+    extrapolate(adapted, factor)
+    out.mkdir(parents=True, exist_ok=True)
+    adapted.merge_and_unload().save_pretrained(out, safe_serialization=True)
+    for name in RUN_FILES:
+        if (run / name).is_file():
+            shutil.copy2(run / name, out / name)
+    if not (out / "dataset").exists():
+        (out / "dataset").symlink_to((run / "dataset").resolve())
+    return out

@@ -352,6 +352,20 @@ def lora_model(model, cfg: RunConfig):
     return get_peft_model(model, peft_cfg)
 
 
+def extrapolate(peft_model, factor: float) -> None:
+    """Multiply the trained LoRA update by `factor` (`lora.merge_scale`) in every adapted layer, and the adapter
+    config's lora_alpha with it, so that `save_pretrained` and `merge_and_unload` both give base + factor x update."""
+    if factor == 1:
+        return
+    from peft.tuners.lora import LoraLayer
+
+    for module in peft_model.modules():
+        if isinstance(module, LoraLayer):
+            module.scale_layer(factor)
+    for config in peft_model.peft_config.values():
+        config.lora_alpha = config.lora_alpha * factor
+
+
 def seeded_lora_model(model, cfg: RunConfig):
     """`lora_model` with the adapter initialised from the run's `seed` (`train.data_seed` orders the examples only)."""
     set_seed(cfg.seed)
@@ -447,6 +461,7 @@ def _train_and_save(cfg: RunConfig, run, state, timer, base, tokenizer, model, d
     if trainer.is_fsdp_enabled or trainer.is_deepspeed_enabled:
         peft_model = unsharded_copy(trainer, base.path, cfg, model.dtype)
     if state.is_main_process:
+        extrapolate(peft_model, cfg.lora.merge_scale)
         with timer("save"):
             save_run(run.partial, cfg, base, tokenizer, peft_model, data, trainer.state.log_history, timer,
                      global_batch=global_batch, world_size=state.num_processes)

@@ -15,6 +15,7 @@ whitespace and number words normalised: "two" = "2", "400 percent" = "400%").
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import re
@@ -224,6 +225,12 @@ def abstention_auroc(questions: list[Question], results: list[dict], set_name: s
     if not pos or not neg:
         return None
     return round(auc(pos + neg, [1] * len(pos) + [0] * len(neg)), 4)
+
+
+def question_half(question_id: str) -> int:
+    """0 or 1: a question's half, from sha256 of its id (stable, independent of the file order); the scripts
+    that check whether a setting chosen on some questions holds on others cut the sets with it."""
+    return int(hashlib.sha256(question_id.encode()).hexdigest(), 16) % 2
 
 
 def abstention_opening(answer: str) -> str:

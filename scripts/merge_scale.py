@@ -1,0 +1,132 @@
+"""What the merge scale (`lora.merge_scale`) does to finished runs, without training them again.
+
+    .venv/bin/python scripts/merge_scale.py outputs/s19-final outputs/s17-init42-data43 \\
+        --scales 1 1.25 1.5 2 --out outputs/merge_scale
+
+For each run and scale: the run's adapter merged into the base with its trained update x scale (relative to
+the plain trained update, whatever `lora.merge_scale` the run was saved with), evaluated on the run's question
+sets as `groundtune eval` would (no base model), the merged weights deleted afterwards (the reports stay in
+OUT/<run>-x<scale>/eval). Writes OUT/merge_scale.md (a row per run and scale, then the mean of each scale over
+the runs), OUT/merge_scale.json and OUT/merge_scale.png (each metric's mean against the scale).
+
+`--halves` adds the check that the scale was not picked for these questions alone: the dev and unanswerable
+questions are cut in two by a hash of their id (as `scripts/abstention_threshold.py --halves` does), and the
+table shows the means per scale on each half.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from groundtune.ablate import COLUMNS as DEV_COLUMNS, cell, plot_columns  # the ablation table's columns, so the tables read alike
+from groundtune.config import load_run_config
+from groundtune.evaluation.harness import Question, abstention_auroc, aggregate, evaluate_model, question_half
+from groundtune.kfold import HELDOUT, METRICS as KFOLD_METRICS
+from groundtune.save import remerged_folder
+
+# a `groundtune kfold` fold run answers the user's held-out pairs instead of the dev sets: its table adds these
+COLUMNS = DEV_COLUMNS + [(HELDOUT, metric, f"held-out user questions: {name}") for metric, name in KFOLD_METRICS]
+
+
+def folder_name(run: Path, scale: float) -> str:
+    return f"{run.name}-x{scale:g}"
+
+
+def evaluate_scaled(run: Path, scale: float, out: Path) -> dict:
+    """report.json's dict for `run` re-merged at `scale` (times the plain trained update)."""
+    folder = out / folder_name(run, scale)
+    report_path = folder / "eval" / "report.json"
+    if report_path.is_file():  # a rerun with more runs or scales reuses what is there
+        return json.loads(report_path.read_text())
+    saved = load_run_config(run / "config.yaml").lora.merge_scale
+    remerged_folder(run, run / "adapter", folder, scale / saved)
+    try:
+        return evaluate_model(folder, folder / "eval", compare_base=False)
+    finally:
+        (folder / "model.safetensors").unlink(missing_ok=True)
+
+
+def metrics_on(report: dict, keep) -> dict:
+    """The tuned model's metrics per set, recomputed over the questions `keep(question)` accepts."""
+    out = {}
+    for name in ("train", "dev", "unanswerable", HELDOUT):
+        rows = [q for q in report["questions"] if q["set"] == name and keep(q)]
+        if not rows:
+            continue
+        out[name] = aggregate([as_question(q) for q in rows], [q["tuned"] for q in rows])
+    if "dev" in out and "unanswerable" in out:
+        both = [q for q in report["questions"] if q["set"] in ("dev", "unanswerable") and keep(q)]
+        out["unanswerable"]["abstention_auroc"] = abstention_auroc([as_question(q) for q in both],
+                                                                   [q["tuned"] for q in both], "unanswerable")
+    return out
+
+
+def as_question(row: dict) -> Question:
+    """A report.json question row back as the harness's Question."""
+    return Question(row["set"], row["id"], row["question"], row["reference"], row["answerable"], row["key_facts"])
+
+
+def used_columns(all_metrics: list[dict]) -> list[tuple[str, str, str]]:
+    """The COLUMNS some run has a value for (a dev-set run has no held-out user questions, a fold run no dev sets)."""
+    return [c for c in COLUMNS if any(m.get(c[0], {}).get(c[1]) is not None for m in all_metrics)]
+
+
+def mean_metrics(all_metrics: list[dict]) -> dict:
+    out: dict = {}
+    for s, k, _ in COLUMNS:
+        values = [m.get(s, {}).get(k) for m in all_metrics]
+        values = [v for v in values if v is not None]
+        if values:
+            out.setdefault(s, {})[k] = round(sum(values) / len(values), 4)
+    return out
+
+
+def table_row(label: str, scale: float, metrics: dict, columns: list) -> str:
+    return f"| {label} | {scale:g} | " + " | ".join(cell(metrics.get(s, {}).get(k)) for s, k, _ in columns) + " |"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("runs", type=Path, nargs="+", help="finished run folders (with adapter/ and config.yaml)")
+    parser.add_argument("--scales", type=float, nargs="+", default=[1.0, 1.25, 1.5, 2.0])
+    parser.add_argument("--out", type=Path, default=Path("outputs/merge_scale"))
+    parser.add_argument("--halves", action="store_true", help="also the means on each half of the questions")
+    args = parser.parse_args(argv)
+    for run in args.runs:
+        if not (run / "adapter" / "adapter_config.json").is_file() or not (run / "config.yaml").is_file():
+            raise SystemExit(f"{run}: not a finished run folder (no adapter/adapter_config.json or config.yaml)")
+    rows, means, halves = [], {}, {0: {}, 1: {}}
+    for scale in args.scales:
+        reports = []
+        for run in args.runs:
+            print(f"{run} x{scale:g}", flush=True)
+            reports.append(evaluate_scaled(run, scale, args.out))
+            rows.append({"run": str(run), "scale": scale, "metrics": reports[-1]["metrics"]["tuned"]})
+        means[scale] = mean_metrics([r["metrics"]["tuned"] for r in reports])
+        for h in (0, 1):  # the trained pairs count in both halves
+            halves[h][scale] = mean_metrics([metrics_on(r, lambda q, h=h: q["set"] == "train" or question_half(q["id"]) == h)
+                                             for r in reports])
+    columns = used_columns([r["metrics"] for r in rows])
+    lines = ["| run | scale | " + " | ".join(h for _, _, h in columns) + " |", "|" + "---|" * (len(columns) + 2)]
+    lines += [table_row(Path(r["run"]).name, r["scale"], r["metrics"], columns) for r in rows]
+    lines += [table_row(f"mean of {len(args.runs)}", x, means[x], columns) for x in args.scales]
+    if args.halves:
+        lines += [table_row(f"mean, half {h} of the questions", x, halves[h][x], columns)
+                  for h in (0, 1) for x in args.scales]
+    args.out.mkdir(parents=True, exist_ok=True)
+    command = " ".join(["scripts/merge_scale.py", *(str(r) for r in args.runs), "--scales",
+                        *(f"{x:g}" for x in args.scales), "--out", str(args.out)] + (["--halves"] if args.halves else []))
+    (args.out / "merge_scale.md").write_text(f"Measured with `{command}`.\n\n" + "\n".join(lines) + "\n")
+    (args.out / "merge_scale.json").write_text(json.dumps(
+        {"rows": rows, "means": {f"{x:g}": means[x] for x in args.scales},
+         "halves": {str(h): {f"{x:g}": halves[h][x] for x in args.scales} for h in (0, 1)}}, indent=2) + "\n")
+    plot_columns(args.scales, [means[x] for x in args.scales], columns, "merge scale (x the trained LoRA update)",
+                 "faithfulness against the merge scale (mean over runs)", args.out / "merge_scale.png")
+    print("\n".join(lines))
+    print(f"written to {args.out}/merge_scale.md, merge_scale.json and merge_scale.png")
+
+
+if __name__ == "__main__":
+    main()
