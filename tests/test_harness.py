@@ -304,18 +304,22 @@ def test_abstention_threshold_halves_set_the_threshold_on_one_half_and_apply_it_
     assert "| run | -2.00 | 0.50 | 0.50 | -4.00 | 1.00 | 1.00 |" in capsys.readouterr().out
 
 
-def test_merge_scale_script_reproduces_the_run_at_1_and_changes_it_at_2(tiny_run, tmp_path, capsys):
-    """scripts/merge_scale.py: the run's adapter re-merged at scale 1 answers exactly as the run did; at 2 it
-    differs; the merged weights are deleted; the per-half means are the harness's metrics on those questions."""
+def test_merge_scale_script_reproduces_the_run_at_its_own_scale_and_changes_it_at_another(tiny_run, tmp_path, capsys):
+    """scripts/merge_scale.py: the run's adapter re-merged at the run's own lora.merge_scale (the default, 1.25)
+    answers exactly as the run did; at 2 (relative to the update as trained) it differs; the merged weights are
+    deleted; the per-half means are the harness's metrics on those questions."""
+    from groundtune.config import load_run_config
+
     script = load_script("merge_scale")
+    assert load_run_config(tiny_run / "config.yaml").lora.merge_scale == 1.25
     out = tmp_path / "ms"
-    script.main([str(tiny_run), "--scales", "1", "2", "--out", str(out), "--halves"])
+    script.main([str(tiny_run), "--scales", "1.25", "2", "--out", str(out), "--halves"])
     run_report = json.loads((tiny_run / "eval" / "report.json").read_text())
-    x1, x2 = (json.loads((out / f"{tiny_run.name}-x{x}" / "eval" / "report.json").read_text()) for x in (1, 2))
-    assert [q["tuned"]["answer"] for q in x1["questions"]] == [q["tuned"]["answer"] for q in run_report["questions"]]
-    assert [q["tuned"]["abstain_logprob"] for q in x1["questions"]] == pytest.approx(
+    own, other = (json.loads((out / f"{tiny_run.name}-x{x}" / "eval" / "report.json").read_text()) for x in ("1.25", "2"))
+    assert [q["tuned"]["answer"] for q in own["questions"]] == [q["tuned"]["answer"] for q in run_report["questions"]]
+    assert [q["tuned"]["abstain_logprob"] for q in own["questions"]] == pytest.approx(
         [q["tuned"]["abstain_logprob"] for q in run_report["questions"]], abs=1e-3)
-    assert [q["tuned"]["abstain_logprob"] for q in x2["questions"]] != pytest.approx(
+    assert [q["tuned"]["abstain_logprob"] for q in other["questions"]] != pytest.approx(
         [q["tuned"]["abstain_logprob"] for q in run_report["questions"]], abs=1e-3)
     assert not list(out.glob("*/model.safetensors"))
     everything = script.metrics_on(run_report, lambda q: True)
@@ -323,11 +327,11 @@ def test_merge_scale_script_reproduces_the_run_at_1_and_changes_it_at_2(tiny_run
         for metric, value in metrics.items():
             assert value == run_report["metrics"]["tuned"][set_name][metric], (set_name, metric)
     table = (out / "merge_scale.md").read_text()
-    assert table.startswith(f"Measured with `scripts/merge_scale.py {tiny_run} --scales 1 2 --out {out} --halves`.")
+    assert table.startswith(f"Measured with `scripts/merge_scale.py {tiny_run} --scales 1.25 2 --out {out} --halves`.")
     assert "| mean of 1 | 2 |" in table and "| mean, half 1 of the questions | 2 |" in table
     assert (out / "merge_scale.png").stat().st_size > 0
     saved = json.loads((out / "merge_scale.json").read_text())
-    assert set(saved["means"]) == {"1", "2"} and set(saved["halves"]) == {"0", "1"}
+    assert set(saved["means"]) == {"1.25", "2"} and set(saved["halves"]) == {"0", "1"}
     assert "written to" in capsys.readouterr().out
     fold_run = {"train": {"token_recall": 1.0}, "heldout": {"mean_consistency": 0.5, "refusal_rate": None}}
     assert [(s, k) for s, k, _ in script.used_columns([fold_run])] == [("train", "token_recall"),

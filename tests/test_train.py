@@ -218,7 +218,7 @@ def test_train_cli_writes_exactly_the_run_files(tiny_run):
     assert {p.name for p in tiny_run.iterdir()} == {"tiny", "latest"}
     assert os.readlink(tiny_run / "latest") == "tiny"
     adapter = json.loads((run / "adapter" / "adapter_config.json").read_text())
-    assert adapter["r"] == 32 and adapter["lora_alpha"] == 64
+    assert adapter["r"] == 32 and adapter["lora_alpha"] == 80  # alpha 64 x lora.merge_scale 1.25
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["seed"] == 42 and manifest["data"]["user_pairs"] == 9 and len(manifest["data"]["data_hash"]) == 64
     assert manifest["environment"]["packages"]["transformers"] and manifest["timings_s"]["train"] > 0

@@ -363,7 +363,8 @@ def extrapolate(peft_model, factor: float) -> None:
         if isinstance(module, LoraLayer):
             module.scale_layer(factor)
     for config in peft_model.peft_config.values():
-        config.lora_alpha = config.lora_alpha * factor
+        alpha = config.lora_alpha * factor
+        config.lora_alpha = int(alpha) if float(alpha).is_integer() else alpha  # 64 x 1.25 is saved as 80
 
 
 def seeded_lora_model(model, cfg: RunConfig):
