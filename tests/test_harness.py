@@ -322,6 +322,7 @@ def test_merge_scale_script_reproduces_the_run_at_its_own_scale_and_changes_it_a
     assert [q["tuned"]["abstain_logprob"] for q in other["questions"]] != pytest.approx(
         [q["tuned"]["abstain_logprob"] for q in run_report["questions"]], abs=1e-3)
     assert not list(out.glob("*/model.safetensors"))
+    assert load_run_config(out / f"{tiny_run.name}-x2" / "config.yaml").lora.merge_scale == 2  # what its weights are
     everything = script.metrics_on(run_report, lambda q: True)
     for set_name, metrics in everything.items():
         for metric, value in metrics.items():

@@ -332,6 +332,7 @@ def test_kept_checkpoints_rebuild_the_final_model(tiny_model_dir, tmp_path):
     assert {p.name for p in folder.iterdir()} >= {"model.safetensors", "config.yaml", "chat_template.jinja", "dataset"}
     final, rebuilt = load_file(run / "model.safetensors"), load_file(folder / "model.safetensors")
     assert final.keys() == rebuilt.keys() and all(torch.allclose(final[k], rebuilt[k], atol=1e-6) for k in final)
+    assert load_config(folder / "config.yaml").lora.merge_scale == 1.5
     first = load_file(curve.merged_folder(run, found[0][1], tmp_path / "epoch-1") / "model.safetensors")
     assert not all(torch.allclose(final[k], first[k], atol=1e-6) for k in final), "epoch 1 differs from the end"
 

@@ -116,25 +116,32 @@ def _set_adapter_base(path: Path, base_id: str) -> None:
 
 def remerged_folder(run: Path, adapter: Path, out: Path, factor: float = 1.0) -> Path:
     """A model folder like the finished `run`'s, with `adapter` (the run's own or a checkpoint's) merged into the
-    base with its update x `factor` (`extrapolate`), the run's files copied and its dataset linked."""
+    base with its update x `factor` (`extrapolate`), the run's files copied, its dataset linked, and its
+    config.yaml's lora.merge_scale set to the scale the folder's weights now have over the update as trained."""
+    import dataclasses
+    import json
     import shutil
 
     from peft import PeftModel
 
-    from groundtune.config import load_run_config
+    from groundtune.config import dump_yaml, load_run_config
     from groundtune.model import load_base
     from groundtune.train import extrapolate
 
     run, out = Path(run), Path(out)
     cfg = load_run_config(run / "config.yaml")
+    saved_alpha = json.loads((Path(adapter) / "adapter_config.json").read_text())["lora_alpha"]
+    scale = round(factor * saved_alpha / cfg.lora.alpha, 6)  # a run's adapter already carries its merge_scale
+    cfg = dataclasses.replace(cfg, lora=dataclasses.replace(cfg.lora, merge_scale=scale))
     _, _, model = load_base(cfg.model, "cpu")
     adapted = PeftModel.from_pretrained(model, str(adapter))
     extrapolate(adapted, factor)
     out.mkdir(parents=True, exist_ok=True)
     adapted.merge_and_unload().save_pretrained(out, safe_serialization=True)
     for name in RUN_FILES:
-        if (run / name).is_file():
+        if (run / name).is_file() and name != "config.yaml":
             shutil.copy2(run / name, out / name)
+    dump_yaml(cfg, out / "config.yaml")
     if not (out / "dataset").exists():
         (out / "dataset").symlink_to((run / "dataset").resolve())
     return out
