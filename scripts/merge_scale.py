@@ -21,10 +21,10 @@ import json
 from pathlib import Path
 
 from groundtune.ablate import COLUMNS as DEV_COLUMNS, cell, plot_columns  # the ablation table's columns, so the tables read alike
-from groundtune.config import load_run_config
-from groundtune.evaluation.harness import Question, abstention_auroc, aggregate, evaluate_model, question_half
+from groundtune.evaluation.harness import Question, evaluate_model, metrics_by_set, question_half
 from groundtune.kfold import HELDOUT, METRICS as KFOLD_METRICS
 from groundtune.save import remerged_folder
+from groundtune.seeds import mean_metrics
 
 # a `groundtune kfold` fold run answers the user's held-out pairs instead of the dev sets: its table adds these
 COLUMNS = DEV_COLUMNS + [(HELDOUT, metric, f"held-out user questions: {name}") for metric, name in KFOLD_METRICS]
@@ -40,8 +40,7 @@ def evaluate_scaled(run: Path, scale: float, out: Path) -> dict:
     report_path = folder / "eval" / "report.json"
     if report_path.is_file():  # a rerun with more runs or scales reuses what is there
         return json.loads(report_path.read_text())
-    saved = load_run_config(run / "config.yaml").lora.merge_scale
-    remerged_folder(run, run / "adapter", folder, scale / saved)
+    remerged_folder(run, run / "adapter", folder, scale)
     try:
         return evaluate_model(folder, folder / "eval", compare_base=False)
     finally:
@@ -50,17 +49,8 @@ def evaluate_scaled(run: Path, scale: float, out: Path) -> dict:
 
 def metrics_on(report: dict, keep) -> dict:
     """The tuned model's metrics per set, recomputed over the questions `keep(question)` accepts."""
-    out = {}
-    for name in ("train", "dev", "unanswerable", HELDOUT):
-        rows = [q for q in report["questions"] if q["set"] == name and keep(q)]
-        if not rows:
-            continue
-        out[name] = aggregate([as_question(q) for q in rows], [q["tuned"] for q in rows])
-    if "dev" in out and "unanswerable" in out:
-        both = [q for q in report["questions"] if q["set"] in ("dev", "unanswerable") and keep(q)]
-        out["unanswerable"]["abstention_auroc"] = abstention_auroc([as_question(q) for q in both],
-                                                                   [q["tuned"] for q in both], "unanswerable")
-    return out
+    rows = [q for q in report["questions"] if keep(q)]
+    return metrics_by_set(dict.fromkeys(q["set"] for q in rows), [as_question(q) for q in rows], [q["tuned"] for q in rows])
 
 
 def as_question(row: dict) -> Question:
@@ -71,16 +61,6 @@ def as_question(row: dict) -> Question:
 def used_columns(all_metrics: list[dict]) -> list[tuple[str, str, str]]:
     """The COLUMNS some run has a value for (a dev-set run has no held-out user questions, a fold run no dev sets)."""
     return [c for c in COLUMNS if any(m.get(c[0], {}).get(c[1]) is not None for m in all_metrics)]
-
-
-def mean_metrics(all_metrics: list[dict]) -> dict:
-    out: dict = {}
-    for s, k, _ in COLUMNS:
-        values = [m.get(s, {}).get(k) for m in all_metrics]
-        values = [v for v in values if v is not None]
-        if values:
-            out.setdefault(s, {})[k] = round(sum(values) / len(values), 4)
-    return out
 
 
 def table_row(label: str, scale: float, metrics: dict, columns: list) -> str:

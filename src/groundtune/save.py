@@ -114,10 +114,11 @@ def _set_adapter_base(path: Path, base_id: str) -> None:
     path.write_text(json.dumps(data, indent=2) + "\n")
 
 
-def remerged_folder(run: Path, adapter: Path, out: Path, factor: float = 1.0) -> Path:
+def remerged_folder(run: Path, adapter: Path, out: Path, scale: float = 1.0) -> Path:
     """A model folder like the finished `run`'s, with `adapter` (the run's own or a checkpoint's) merged into the
-    base with its update x `factor` (`extrapolate`), the run's files copied, its dataset linked, and its
-    config.yaml's lora.merge_scale set to the scale the folder's weights now have over the update as trained."""
+    base at `scale` x the update as trained (`extrapolate`; the run's own adapter already carries its
+    lora.merge_scale in its lora_alpha, a checkpoint's does not), the run's files copied, its dataset linked and
+    its config.yaml's lora.merge_scale set to `scale`."""
     import dataclasses
     import json
     import shutil
@@ -131,7 +132,7 @@ def remerged_folder(run: Path, adapter: Path, out: Path, factor: float = 1.0) ->
     run, out = Path(run), Path(out)
     cfg = load_run_config(run / "config.yaml")
     saved_alpha = json.loads((Path(adapter) / "adapter_config.json").read_text())["lora_alpha"]
-    scale = round(factor * saved_alpha / cfg.lora.alpha, 6)  # a run's adapter already carries its merge_scale
+    factor = scale * cfg.lora.alpha / saved_alpha
     cfg = dataclasses.replace(cfg, lora=dataclasses.replace(cfg.lora, merge_scale=scale))
     _, _, model = load_base(cfg.model, "cpu")
     adapted = PeftModel.from_pretrained(model, str(adapter))

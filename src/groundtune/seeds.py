@@ -59,17 +59,22 @@ def seed_config(cfg: RunConfig, seed: int, out: Path) -> RunConfig:
     return c
 
 
-def mean(results: list[dict]) -> dict:
-    """Per (set, metric): the mean over the seeds that have it; and the mean training time."""
+def mean_metrics(all_metrics: list[dict]) -> dict:
+    """Per (set, metric) of report.json-style {set: {metric: value}} dicts: the mean over those that have it."""
     out: dict = {}
-    for set_name in dict.fromkeys(k for r in results for k in r["metrics"]):
-        for metric in dict.fromkeys(m for r in results for m in (r["metrics"].get(set_name) or {})):
-            values = [r["metrics"][set_name][metric] for r in results
-                      if (r["metrics"].get(set_name) or {}).get(metric) is not None]
+    for set_name in dict.fromkeys(k for m in all_metrics for k in m):
+        for metric in dict.fromkeys(k for m in all_metrics for k in (m.get(set_name) or {})):
+            values = [m[set_name][metric] for m in all_metrics if (m.get(set_name) or {}).get(metric) is not None]
             if values:
                 out.setdefault(set_name, {})[metric] = round(sum(values) / len(values), 4)
+    return out
+
+
+def mean(results: list[dict]) -> dict:
+    """Per (set, metric): the mean over the seeds that have it; and the mean training time."""
     times = [r["train_s"] for r in results if r["train_s"] is not None]
-    return {"metrics": out, "train_s": round(sum(times) / len(times), 1) if times else None}
+    return {"metrics": mean_metrics([r["metrics"] for r in results]),
+            "train_s": round(sum(times) / len(times), 1) if times else None}
 
 
 def markdown(summary: dict) -> str:

@@ -227,6 +227,17 @@ def abstention_auroc(questions: list[Question], results: list[dict], set_name: s
     return round(auc(pos + neg, [1] * len(pos) + [0] * len(neg)), 4)
 
 
+def metrics_by_set(set_names, questions: list[Question], results: list[dict]) -> dict[str, dict]:
+    """The METRICS of each named set for one model (`aggregate` of its questions), with its abstention AUROC,
+    which ranks against the answerable questions of the other sets too (`abstention_auroc`)."""
+    out = {}
+    for name in set_names:
+        rows = [(q, r) for q, r in zip(questions, results) if q.set == name]
+        out[name] = aggregate([q for q, _ in rows], [r for _, r in rows])
+        out[name]["abstention_auroc"] = abstention_auroc(questions, results, name)
+    return out
+
+
 def question_half(question_id: str) -> int:
     """0 or 1: a question's half, from sha256 of its id (stable, independent of the file order); the scripts
     that check whether a setting chosen on some questions holds on others cut the sets with it."""

@@ -52,7 +52,7 @@ REPORT_FILES = ("report.json", "report.md", "report.html", "metrics.png")
 
 
 def build_report(target, sets: dict, questions: list, scored: dict[str, list[dict]], timings: dict) -> dict:
-    from groundtune.evaluation.harness import abstention_auroc, aggregate, intervals
+    from groundtune.evaluation.harness import intervals, metrics_by_set
     from groundtune.evaluation.score import load_weights
 
     def per_set(name: str, summary) -> dict | None:
@@ -63,10 +63,7 @@ def build_report(target, sets: dict, questions: list, scored: dict[str, list[dic
                 for set_name, qs in sets.items()}
 
     def metrics(name: str) -> dict | None:
-        out = per_set(name, aggregate)
-        for set_name in out or {}:
-            out[set_name]["abstention_auroc"] = abstention_auroc(questions, scored[name], set_name)
-        return out
+        return metrics_by_set(sets, questions, scored[name]) if name in scored else None
 
     weights = load_weights()
     auc = {r["signal"]: r for r in weights.get("heldout", [])}.get("consistency", {})
