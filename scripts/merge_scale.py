@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 from pathlib import Path
 
 from groundtune.ablate import COLUMNS as DEV_COLUMNS, cell, plot_columns  # the ablation table's columns, so the tables read alike
@@ -30,21 +31,40 @@ from groundtune.seeds import mean_metrics
 COLUMNS = DEV_COLUMNS + [(HELDOUT, metric, f"held-out user questions: {name}") for metric, name in KFOLD_METRICS]
 
 
-def folder_name(run: Path, scale: float) -> str:
-    return f"{run.name}-x{scale:g}"
+def run_labels(runs: list[Path]) -> list[str]:
+    """Each run's name in tables and folder names; runs of the same name (seeds/a/runs/seed43, seeds/b/runs/seed43)
+    get their grandparent folder's name in front."""
+    names = [r.name for r in runs]
+    labels = [f"{r.resolve().parent.parent.name}-{r.name}" if names.count(r.name) > 1 else r.name for r in runs]
+    clash = next((l for l in labels if labels.count(l) > 1), None)
+    if clash:
+        raise SystemExit(f"{clash}: two runs would share this name in the table and under --out; pass one of them")
+    return labels
 
 
-def evaluate_scaled(run: Path, scale: float, out: Path) -> dict:
+def folder_name(label: str, scale: float) -> str:
+    return f"{label}-x{scale:g}"
+
+
+def evaluate_scaled(run: Path, label: str, scale: float, out: Path) -> dict:
     """report.json's dict for `run` re-merged at `scale` (times the plain trained update)."""
-    folder = out / folder_name(run, scale)
+    folder = out / folder_name(label, scale)
     report_path = folder / "eval" / "report.json"
-    if report_path.is_file():  # a rerun with more runs or scales reuses what is there
+    if report_path.is_file() and same_run(run, folder):  # a rerun with more runs or scales reuses what is there
         return json.loads(report_path.read_text())
+    if folder.exists():  # made from another run of the same name (retrained since): start again
+        shutil.rmtree(folder)
     remerged_folder(run, run / "adapter", folder, scale)
     try:
         return evaluate_model(folder, folder / "eval", compare_base=False)
     finally:
         (folder / "model.safetensors").unlink(missing_ok=True)
+
+
+def same_run(run: Path, folder: Path) -> bool:
+    """The re-merged folder was made from this very run: it holds a copy of the run's manifest.json."""
+    a, b = run / "manifest.json", folder / "manifest.json"
+    return a.is_file() and b.is_file() and a.read_bytes() == b.read_bytes()
 
 
 def metrics_on(report: dict, keep) -> dict:
@@ -77,20 +97,21 @@ def main(argv: list[str] | None = None) -> None:
     for run in args.runs:
         if not (run / "adapter" / "adapter_config.json").is_file() or not (run / "config.yaml").is_file():
             raise SystemExit(f"{run}: not a finished run folder (no adapter/adapter_config.json or config.yaml)")
+    labels = run_labels(args.runs)
     rows, means, halves = [], {}, {0: {}, 1: {}}
     for scale in args.scales:
         reports = []
-        for run in args.runs:
+        for run, label in zip(args.runs, labels):
             print(f"{run} x{scale:g}", flush=True)
-            reports.append(evaluate_scaled(run, scale, args.out))
-            rows.append({"run": str(run), "scale": scale, "metrics": reports[-1]["metrics"]["tuned"]})
+            reports.append(evaluate_scaled(run, label, scale, args.out))
+            rows.append({"run": str(run), "label": label, "scale": scale, "metrics": reports[-1]["metrics"]["tuned"]})
         means[scale] = mean_metrics([r["metrics"]["tuned"] for r in reports])
         for h in (0, 1):  # the trained pairs count in both halves
             halves[h][scale] = mean_metrics([metrics_on(r, lambda q, h=h: q["set"] == "train" or question_half(q["id"]) == h)
                                              for r in reports])
     columns = used_columns([r["metrics"] for r in rows])
     lines = ["| run | scale | " + " | ".join(h for _, _, h in columns) + " |", "|" + "---|" * (len(columns) + 2)]
-    lines += [table_row(Path(r["run"]).name, r["scale"], r["metrics"], columns) for r in rows]
+    lines += [table_row(r["label"], r["scale"], r["metrics"], columns) for r in rows]
     lines += [table_row(f"mean of {len(args.runs)}", x, means[x], columns) for x in args.scales]
     if args.halves:
         lines += [table_row(f"mean, half {h} of the questions", x, halves[h][x], columns)

@@ -339,6 +339,31 @@ def test_merge_scale_script_reproduces_the_run_at_its_own_scale_and_changes_it_a
                                                                         ("heldout", "mean_consistency")]
 
 
+def test_merge_scale_script_names_runs_apart_and_reuses_only_the_same_runs_report(tmp_path, monkeypatch):
+    """Two runs named seed43 (from two seeds series) get their series' name in front instead of sharing one cache
+    folder; a cached report is reused only for the run it was made from (same manifest.json), and a retrained run
+    of the same name is re-merged."""
+    script = load_script("merge_scale")
+    a, b = tmp_path / "sa" / "runs" / "seed43", tmp_path / "sb" / "runs" / "seed43"
+    assert script.run_labels([a, b, tmp_path / "x"]) == ["sa-seed43", "sb-seed43", "x"]
+    with pytest.raises(SystemExit, match="two runs would share"):
+        script.run_labels([a, a])
+    a.mkdir(parents=True)
+    (a / "manifest.json").write_text('{"created": 1}')
+    out = tmp_path / "out"
+    cached = out / "sa-seed43-x1.25"
+    (cached / "eval").mkdir(parents=True)
+    (cached / "eval" / "report.json").write_text('{"cached": true}')
+    (cached / "manifest.json").write_text('{"created": 1}')
+    merged = []
+    monkeypatch.setattr(script, "remerged_folder", lambda run, adapter, folder, scale: merged.append(folder) or folder.mkdir())
+    monkeypatch.setattr(script, "evaluate_model", lambda folder, out_dir, compare_base: {"fresh": True})
+    assert script.evaluate_scaled(a, "sa-seed43", 1.25, out) == {"cached": True} and not merged
+    (a / "manifest.json").write_text('{"created": 2}')  # trained again under the same name
+    assert script.evaluate_scaled(a, "sa-seed43", 1.25, out) == {"fresh": True} and merged == [cached]
+    assert not (cached / "eval").exists()  # the stale report went with its folder
+
+
 def test_dev_overlap_checks_its_inputs_before_printing_and_rescores_runs(tmp_path, capsys):
     """scripts/dev_overlap.py: a malformed question set or a missing report is a one-line error naming the
     file (and line), with nothing printed; a stored report is re-scored on all and on 'far' dev questions."""

@@ -373,3 +373,100 @@ def test_data_seed_sets_the_example_order_and_seed_the_lora_initialisation(tiny_
     other_order, same_init = order_and_init(1, 2)
     assert order == same_order and order != other_order
     assert torch.equal(init, same_init) and not torch.equal(init, other_init)
+
+
+def test_loraplus_ratio_gives_lora_b_the_faster_rate_through_the_trainer(tokenizer):
+    """`train.loraplus_ratio` 4: every lora_B weight sits in a group at 4x the rate of the lora_A ones, the Trainer
+    steps that optimizer (both groups follow its schedule), and off (0) leaves the Trainer its own optimizer."""
+    import dataclasses
+
+    import datasets
+    from transformers import TrainingArguments
+
+    from groundtune.config import RunConfig, TrainConfig
+    from groundtune.train import GroundtuneTrainer, loraplus_optimizer
+
+    assert loraplus_optimizer(_tiny_lora_model(tokenizer), RunConfig()) is None
+    model = _tiny_lora_model(tokenizer)
+    cfg = dataclasses.replace(RunConfig(), train=TrainConfig(learning_rate=1e-2, loraplus_ratio=4))
+    opt = loraplus_optimizer(model, cfg)
+    ids = {id(p): n for n, p in model.named_parameters()}
+    rates = {}
+    for group in opt.param_groups:
+        for p in group["params"]:
+            rates[ids[id(p)]] = group["lr"]
+    assert set(rates) == {n for n, p in model.named_parameters() if p.requires_grad}
+    assert all(lr == (4e-2 if "lora_B" in n else 1e-2) for n, lr in rates.items())
+    args = TrainingArguments(output_dir="/tmp/unused", max_steps=2, per_device_train_batch_size=3, learning_rate=1e-2,
+                             lr_scheduler_type="cosine_with_min_lr", lr_scheduler_kwargs={"min_lr_rate": 0.1},
+                             report_to="none", use_cpu=True, save_strategy="no",
+                             remove_unused_columns=False, disable_tqdm=True)
+    trainer = GroundtuneTrainer(model=model, args=args, train_dataset=datasets.Dataset.from_list(examples(tokenizer)),
+                                data_collator=PrefixSharingCollator(tokenizer.pad_token_id), optimizers=(opt, None))
+    trainer.train()
+    assert trainer.optimizer.optimizer is opt if hasattr(trainer.optimizer, "optimizer") else trainer.optimizer is opt
+    lrs = sorted({g["lr"] for g in opt.param_groups if g["params"]})
+    assert lrs == pytest.approx([1e-3, 4e-3])  # the schedule took both rates to its floor (0.1x) alike
+
+
+@pytest.mark.parametrize("reuse", [False, True])
+def test_length_power_weights_each_example_by_its_answer_length(tokenizer, reuse):
+    """`train.length_power` 1: every example's loss is its mean token loss x the reference length (so examples
+    count alike, long or short); the weighted sum equals that computed example by example, the plain way, with the
+    prefix run per batch or reused from a batch with a longer shared prefix; power 0 adds no weights."""
+    from groundtune.train import PrefixReuse, answer_length_weights
+
+    model = build_tiny_model(tokenizer, seed=1).eval()
+    feats = examples(tokenizer)
+    assert "token_weights" not in PrefixSharingCollator(tokenizer.pad_token_id)(feats)
+    collate = PrefixSharingCollator(tokenizer.pad_token_id, length_power=1.0, mean_answer_tokens=5.0)
+    batch = collate(feats)
+    assert batch["token_weights"].sum(dim=1).tolist() == pytest.approx([5.0] * len(feats))
+    half = answer_length_weights(batch["shift_labels"], 0.5, 5.0)
+    n = (batch["shift_labels"] != IGNORE_INDEX).sum(dim=1)
+    assert half.sum(dim=1).tolist() == pytest.approx((5.0 ** 0.5 * n ** 0.5).tolist())
+    cache = None
+    if reuse:  # a previous micro-batch of the step cached a longer prefix (the first example's question too)
+        cache = PrefixReuse(grad=False)
+        shared_prefix_loss(model, collate(feats[:1]), cache)
+    with torch.no_grad():
+        loss_sum, count = shared_prefix_loss(model, batch, cache)
+    if reuse:
+        assert cache.reused == 1
+    ref = 0.0
+    for f in feats:
+        labels = torch.tensor([f["labels"]])
+        ref += model(input_ids=torch.tensor([f["input_ids"]]), labels=labels).loss.item() * 5.0
+    assert count.item() == n.sum().item()
+    assert loss_sum.item() == pytest.approx(ref, rel=1e-5)
+
+
+def test_length_power_and_loraplus_reach_the_training_run(tiny_model_dir, tmp_path, monkeypatch):
+    """`--train.length_power 1` hands the collator its power and the data's mean answer length, and
+    `--train.loraplus_ratio 4` hands the Trainer the LoRA+ optimizer; off (the default), neither is used."""
+    import groundtune.train as train_module
+
+    seen = {}
+    collator_init, trainer_init = train_module.PrefixSharingCollator.__init__, train_module.GroundtuneTrainer.__init__
+
+    def spy_collator(self, *args, **kwargs):
+        collator_init(self, *args, **kwargs)
+        seen["collator"] = (self.length_power, self.mean_answer_tokens)
+
+    def spy_trainer(self, *args, optimizers=(None, None), **kwargs):
+        seen["optimizer"] = optimizers[0]
+        trainer_init(self, *args, optimizers=optimizers, **kwargs)
+
+    monkeypatch.setattr(train_module.PrefixSharingCollator, "__init__", spy_collator)
+    monkeypatch.setattr(train_module.GroundtuneTrainer, "__init__", spy_trainer)
+    for name, extra in (("plain", {}), ("both", {"train.length_power": 1.0, "train.loraplus_ratio": 4.0})):
+        overrides = tiny_run_overrides(tiny_model_dir, tmp_path / name, **extra)
+        assert main(["train", *cli_overrides(overrides)]) == 0
+        power, mean = seen["collator"]
+        if name == "plain":
+            assert power == 0 and seen["optimizer"] is None
+        else:
+            assert power == 1.0 and 1 < mean < 300  # labelled tokens per example of the seed's chat data
+            groups = [g for g in seen["optimizer"].param_groups if g["params"]]
+            rates = sorted({g["initial_lr"] for g in groups})  # before the schedule (which ends at 0)
+            assert len(rates) == 2 and rates[1] == pytest.approx(4 * rates[0])

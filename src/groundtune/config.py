@@ -205,6 +205,10 @@ class TrainConfig:
     """Trade compute for memory (useful for larger bases on GPU)."""
     neftune_alpha: float = 0.0
     """NEFTune: uniform noise of this scale on the input embeddings while training (0 = off; the paper uses 5)."""
+    length_power: float = 0.0
+    """How much an example's loss depends on its answer's length: each answer token weighs (mean answer length / this answer's length) ** length_power. 0 = the plain per-token mean (an 80-token user answer counts 8x a 10-token one); 1 = every example counts alike."""
+    loraplus_ratio: float = 0.0
+    """LoRA+ (Hayou et al. 2024, PEFT `create_loraplus_optimizer`): the LoRA B matrices learn at this many times `learning_rate` (0 = off, one rate for all; the paper uses 16 with about half the usual rate)."""
     data_seed: int | None = None
     """Seed of the order examples are seen in (null = the run's `seed`, which always seeds the LoRA initialisation): set it to tell the two sources of run-to-run variation apart."""
 
@@ -221,6 +225,8 @@ class TrainConfig:
         check(self.save_steps >= 0, "save_steps", "must be >= 0")
         check(self.save_total_limit >= 1, "save_total_limit", "must be >= 1")
         check(self.neftune_alpha >= 0, "neftune_alpha", "must be >= 0")
+        check(0 <= self.length_power <= 1, "length_power", "must be in [0, 1]")
+        check(self.loraplus_ratio == 0 or self.loraplus_ratio >= 1, "loraplus_ratio", "must be 0 (off) or >= 1")
         check(self.prefix_gradient or (self.prefix_sharing and not self.gradient_checkpointing), "prefix_gradient",
               "false needs prefix_sharing true and gradient_checkpointing false (no shared prefix otherwise)")
 

@@ -48,9 +48,12 @@ class PrefixSharingCollator:
     shift_labels [B, S] (the target of the logit at each suffix position, IGNORE_INDEX where none).
     """
 
-    def __init__(self, pad_token_id: int, share_prefix: bool = True):
+    def __init__(self, pad_token_id: int, share_prefix: bool = True, length_power: float = 0.0,
+                 mean_answer_tokens: float = 1.0):
         self.pad_token_id = pad_token_id
         self.share_prefix = share_prefix
+        self.length_power = length_power
+        self.mean_answer_tokens = mean_answer_tokens
 
     def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
         ids = [list(f["input_ids"]) for f in features]
@@ -69,13 +72,26 @@ class PrefixSharingCollator:
         labels_t = torch.tensor(batch_labels)
         shift = torch.full_like(labels_t, IGNORE_INDEX)
         shift[:, :-1] = labels_t[:, 1:]
-        return {
+        batch = {
             "prefix_ids": torch.tensor(ids[0][:prefix], dtype=torch.long),
             "input_ids": torch.tensor(batch_ids),
             "attention_mask": torch.tensor(batch_mask),
             "labels": labels_t,
             "shift_labels": shift,
         }
+        if self.length_power:
+            batch["token_weights"] = answer_length_weights(shift, self.length_power, self.mean_answer_tokens)
+        return batch
+
+
+def answer_length_weights(shift_labels: torch.Tensor, power: float, mean_answer_tokens: float) -> torch.Tensor:
+    """Per-token loss weights [B, S]: each labelled token of a row with n labelled tokens weighs
+    (mean_answer_tokens / n) ** power, others 0. Power 0 is the plain per-token loss (long answers count in
+    proportion to their length), 1 gives every example the weight of an average one whatever its length; over the
+    whole training set the weights then sum to about the number of labelled tokens, so the rate keeps its meaning."""
+    labelled = shift_labels != IGNORE_INDEX
+    n = labelled.sum(dim=1, keepdim=True).clamp(min=1).float()
+    return (mean_answer_tokens / n) ** power * labelled
 
 
 def shared_prefix_loss(model, batch: dict[str, torch.Tensor], reuse: PrefixReuse | None = None,
@@ -84,6 +100,7 @@ def shared_prefix_loss(model, batch: dict[str, torch.Tensor], reuse: PrefixReuse
     prefix's key/value cache comes from (or goes to) the accumulation window's `PrefixReuse` (whose own
     `grad` then decides); without, `prefix_grad` False runs the prefix without gradient."""
     prefix, ids, mask, shift = batch["prefix_ids"], batch["input_ids"], batch["attention_mask"], batch["shift_labels"]
+    weights = batch.get("token_weights")
     n_rows = ids.shape[0]
     p = prefix.numel()
     cache = None
@@ -94,6 +111,8 @@ def shared_prefix_loss(model, batch: dict[str, torch.Tensor], reuse: PrefixReuse
             ids = torch.cat([rest.expand(n_rows, -1), ids], dim=1)
             mask = torch.cat([mask.new_ones(n_rows, rest.numel()), mask], dim=1)
             shift = torch.cat([shift.new_full((n_rows, rest.numel()), IGNORE_INDEX), shift], dim=1)
+            if weights is not None:
+                weights = torch.cat([weights.new_zeros(n_rows, rest.numel()), weights], dim=1)
         else:
             cache = prefix_cache(model, prefix, n_rows, grad=prefix_grad)
         mask = torch.cat([mask.new_ones(n_rows, p), mask], dim=1)
@@ -102,8 +121,13 @@ def shared_prefix_loss(model, batch: dict[str, torch.Tensor], reuse: PrefixReuse
     out = model(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache,
                 use_cache=cache is not None, logits_to_keep=keep)
     targets = shift[:, keep]
-    loss_sum = F.cross_entropy(out.logits.flatten(0, 1).float(), targets.flatten(),
-                               ignore_index=IGNORE_INDEX, reduction="sum")
+    if weights is None:
+        loss_sum = F.cross_entropy(out.logits.flatten(0, 1).float(), targets.flatten(),
+                                   ignore_index=IGNORE_INDEX, reduction="sum")
+    else:
+        losses = F.cross_entropy(out.logits.flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE_INDEX,
+                                 reduction="none")
+        loss_sum = (losses * weights[:, keep].flatten()).sum()
     return loss_sum, (targets != IGNORE_INDEX).sum()
 
 
@@ -367,6 +391,24 @@ def extrapolate(peft_model, factor: float) -> None:
         config.lora_alpha = int(alpha) if float(alpha).is_integer() else alpha  # 64 x 1.25 is saved as 80
 
 
+def mean_answer_tokens(tokenized) -> float:
+    """Labelled (loss-carrying) tokens per training example, on average: `answer_length_weights`' reference length."""
+    counts = [sum(x != IGNORE_INDEX for x in labels) for labels in tokenized["labels"]]
+    return sum(counts) / max(len(counts), 1)
+
+
+def loraplus_optimizer(peft_model, cfg: RunConfig):
+    """With `train.loraplus_ratio`, AdamW whose LoRA B matrices learn `loraplus_ratio` times faster (PEFT's LoRA+);
+    None otherwise (the Trainer builds its own). The Trainer's scheduler drives both rates."""
+    t = cfg.train
+    if not t.loraplus_ratio:
+        return None
+    from peft.optimizers import create_loraplus_optimizer
+
+    return create_loraplus_optimizer(peft_model, torch.optim.AdamW, lr=t.learning_rate, loraplus_lr_ratio=t.loraplus_ratio,
+                                     weight_decay=t.weight_decay)
+
+
 def seeded_lora_model(model, cfg: RunConfig):
     """`lora_model` with the adapter initialised from the run's `seed` (`train.data_seed` orders the examples only)."""
     set_seed(cfg.seed)
@@ -439,9 +481,11 @@ def _train_and_save(cfg: RunConfig, run, state, timer, base, tokenizer, model, d
     args = training_arguments(cfg, run.checkpoints, model.device.type, model.dtype)
     share = cfg.train.prefix_sharing and not cfg.train.gradient_checkpointing
     stopper = StopOnSignal()
+    collator = PrefixSharingCollator(tokenizer.pad_token_id, share, cfg.train.length_power,
+                                     mean_answer_tokens(data.tokenized))
     trainer = GroundtuneTrainer(model=peft_model, args=args, train_dataset=data.tokenized,
-                                data_collator=PrefixSharingCollator(tokenizer.pad_token_id, share),
-                                callbacks=[stopper], reuse_prefix=share and cfg.train.prefix_reuse,
+                                data_collator=collator,
+                                callbacks=[stopper], optimizers=(loraplus_optimizer(peft_model, cfg), None), reuse_prefix=share and cfg.train.prefix_reuse,
                                 prefix_grad=cfg.train.prefix_gradient)
     global_batch = cfg.train.batch_size * max(state.num_processes, 1) * cfg.train.grad_accum
     _log(state, f"training {cfg.model.base_model} on {model.device.type} ({model.dtype}), {state.num_processes} "
