@@ -216,6 +216,22 @@ def test_card_says_when_the_update_was_scaled(run, tmp_path, merge_scale):
     assert "multiplied by" not in text or merge_scale == 1.25
 
 
+@pytest.mark.parametrize("train", [{}, {"length_power": 0.0, "loraplus_ratio": 0.0},
+                                   {"length_power": 1.0, "length_power_user": False, "loraplus_ratio": 8.0}])
+def test_card_says_how_examples_were_weighted_and_the_lora_plus_ratio(run, tmp_path, train):
+    manifest = json.loads((run / "manifest.json").read_text())
+    for key in ("length_power", "length_power_user", "loraplus_ratio"):
+        manifest["config"]["train"].pop(key, None)  # {}: a run from before the keys
+    manifest["config"]["train"].update(train)
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    assert main(publish_args(run, tmp_path / "stage", "--dry-run")) == 0
+    text = " ".join((tmp_path / "stage" / "model" / "README.md").read_text().split())
+    on = bool(train.get("length_power"))
+    assert ("weighted by (mean answer length / its answer length)^1.0 (the user's own pairs per token)" in text) == on
+    assert ("LoRA+ (the B matrices at 8.0x the learning rate)" in text) == on
+    assert "loss on answer tokens only; final training loss" in text or on
+
+
 @pytest.mark.parametrize("setup,message", [
     ("missing", "{run}: run folder not found"),
     ("no_adapter", "{run}: run folder has no LoRA adapter"),

@@ -1,5 +1,6 @@
 import json
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -423,6 +424,10 @@ def test_length_power_weights_each_example_by_its_answer_length(tokenizer, reuse
     batch = collate(feats)
     assert batch["token_weights"].sum(dim=1).tolist() == pytest.approx([5.0] * len(feats))
     half = answer_length_weights(batch["shift_labels"], 0.5, 5.0)
+    user_plain = PrefixSharingCollator(tokenizer.pad_token_id, length_power=1.0, mean_answer_tokens=5.0,
+                                       plain_kinds=("user",))([{**f, "kind": k} for f, k in zip(feats, ["user", "passage", "user"])])
+    labelled = (user_plain["shift_labels"] != IGNORE_INDEX).sum(dim=1).float()
+    assert user_plain["token_weights"].sum(dim=1).tolist() == pytest.approx([labelled[0].item(), 5.0, labelled[2].item()])
     n = (batch["shift_labels"] != IGNORE_INDEX).sum(dim=1)
     assert half.sum(dim=1).tolist() == pytest.approx((5.0 ** 0.5 * n ** 0.5).tolist())
     cache = None
@@ -451,7 +456,7 @@ def test_length_power_and_loraplus_reach_the_training_run(tiny_model_dir, tmp_pa
 
     def spy_collator(self, *args, **kwargs):
         collator_init(self, *args, **kwargs)
-        seen["collator"] = (self.length_power, self.mean_answer_tokens)
+        seen["collator"] = (self.length_power, self.mean_answer_tokens, self.plain_kinds)
 
     def spy_trainer(self, *args, optimizers=(None, None), **kwargs):
         seen["optimizer"] = optimizers[0]
@@ -459,14 +464,30 @@ def test_length_power_and_loraplus_reach_the_training_run(tiny_model_dir, tmp_pa
 
     monkeypatch.setattr(train_module.PrefixSharingCollator, "__init__", spy_collator)
     monkeypatch.setattr(train_module.GroundtuneTrainer, "__init__", spy_trainer)
-    for name, extra in (("plain", {}), ("both", {"train.length_power": 1.0, "train.loraplus_ratio": 4.0})):
+    for name, extra in (("plain", {}), ("both", {"train.length_power": 1.0, "train.loraplus_ratio": 4.0,
+                                                  "train.length_power_user": False})):
         overrides = tiny_run_overrides(tiny_model_dir, tmp_path / name, **extra)
         assert main(["train", *cli_overrides(overrides)]) == 0
-        power, mean = seen["collator"]
+        power, mean, plain_kinds = seen["collator"]
         if name == "plain":
-            assert power == 0 and seen["optimizer"] is None
+            assert power == 0 and seen["optimizer"] is None and plain_kinds == ()
         else:
             assert power == 1.0 and 1 < mean < 300  # labelled tokens per example of the seed's chat data
+            assert plain_kinds == ("user",)
             groups = [g for g in seen["optimizer"].param_groups if g["params"]]
             rates = sorted({g["initial_lr"] for g in groups})  # before the schedule (which ends at 0)
             assert len(rates) == 2 and rates[1] == pytest.approx(4 * rates[0])
+
+
+def test_data_stats_count_the_labelled_tokens_of_each_kind(tiny_model_dir, tokenizer):
+    """`groundtune data` says how the loss-carrying tokens split over the kinds of example (what length_power
+    reweighs): the per-kind counts add up to the total and match the labels."""
+    from groundtune.data import format_stats, prepare_data
+
+    data = prepare_data(load_config(Path(__file__).parents[1] / "configs" / "smollm2-135m-cpu.yaml").data, tokenizer)
+    by_kind = data.stats["answer_tokens_by_kind"]
+    assert set(by_kind) == set(data.tokenized["kind"]) and sum(by_kind.values()) == data.stats["answer_tokens_total"]
+    user = sum(sum(x != IGNORE_INDEX for x in lab) for lab, k in zip(data.tokenized["labels"], data.tokenized["kind"])
+               if k == "user")
+    assert by_kind["user"] == user > 0
+    assert f"carry loss (abstain {by_kind['abstain']}, passage {by_kind['passage']}," in format_stats(data.stats)

@@ -210,6 +210,8 @@ def _train_context(manifest: dict) -> dict:
         "learning_rate": train.get("learning_rate"), "lr_scheduler": train.get("lr_scheduler"),
         "global_batch": manifest.get("global_batch_size"), "seed": manifest.get("seed"),
         "prefix_gradient": train.get("prefix_gradient", True),  # runs before the key had the full gradient
+        "length_power": train.get("length_power", 0.0), "length_power_user": train.get("length_power_user", True),
+        "loraplus_ratio": train.get("loraplus_ratio", 0.0),
         "final_loss": "unknown" if final_loss is None else f"{final_loss:.3f}",
         "train_seconds": manifest.get("timings_s", {}).get("train", "?"),
         "hardware": env.get("cuda") or f"CPU ({env.get('cpu_count', '?')} cores)",

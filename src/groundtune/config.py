@@ -207,6 +207,8 @@ class TrainConfig:
     """NEFTune: uniform noise of this scale on the input embeddings while training (0 = off; the paper uses 5)."""
     length_power: float = 0.0
     """How much an example's loss depends on its answer's length: each answer token weighs (mean answer length / this answer's length) ** length_power. 0 = the plain per-token mean (an 80-token user answer counts 8x a 10-token one); 1 = every example counts alike."""
+    length_power_user: bool = True
+    """With length_power: weigh the user's own pairs (kind "user") by length too; false keeps their plain per-token weight, so only the examples groundtune derives are reweighted."""
     loraplus_ratio: float = 0.0
     """LoRA+ (Hayou et al. 2024, PEFT `create_loraplus_optimizer`): the LoRA B matrices learn at this many times `learning_rate` (0 = off, one rate for all; the paper uses 16 with about half the usual rate)."""
     data_seed: int | None = None

@@ -63,6 +63,7 @@ def stats(tokenized, max_length: int) -> dict:
         "tokens_median": lengths[len(lengths) // 2],
         "tokens_max": lengths[-1],
         "answer_tokens_total": sum(answer_tokens),
+        "answer_tokens_by_kind": dict(sum((Counter({k: n}) for k, n in zip(tokenized["kind"], answer_tokens)), Counter())),
         "max_length": max_length,
         "truncated": 0,  # over-long examples are errors (see tokenize_chat), never cut
     }
@@ -72,7 +73,9 @@ def format_stats(s: dict) -> str:
     kinds = ", ".join(f"{k} {v}" for k, v in sorted(s["by_kind"].items()))
     return (f"{s['examples']} examples ({kinds}); tokens per example min {s['tokens_min']}, "
             f"median {s['tokens_median']}, max {s['tokens_max']} (max_length {s['max_length']}, "
-            f"{s['truncated']} truncated); {s['tokens_total']} tokens, {s['answer_tokens_total']} carry loss")
+            f"{s['truncated']} truncated); {s['tokens_total']} tokens, {s['answer_tokens_total']} carry loss"
+            + (f" ({', '.join(f'{k} {v}' for k, v in sorted(s['answer_tokens_by_kind'].items()))})"
+               if s.get("answer_tokens_by_kind") else ""))
 
 
 @dataclass

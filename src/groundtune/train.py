@@ -49,11 +49,12 @@ class PrefixSharingCollator:
     """
 
     def __init__(self, pad_token_id: int, share_prefix: bool = True, length_power: float = 0.0,
-                 mean_answer_tokens: float = 1.0):
+                 mean_answer_tokens: float = 1.0, plain_kinds: tuple[str, ...] = ()):
         self.pad_token_id = pad_token_id
         self.share_prefix = share_prefix
         self.length_power = length_power
         self.mean_answer_tokens = mean_answer_tokens
+        self.plain_kinds = plain_kinds  # example kinds whose tokens keep weight 1 under length_power
 
     def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
         ids = [list(f["input_ids"]) for f in features]
@@ -80,18 +81,24 @@ class PrefixSharingCollator:
             "shift_labels": shift,
         }
         if self.length_power:
-            batch["token_weights"] = answer_length_weights(shift, self.length_power, self.mean_answer_tokens)
+            plain = torch.tensor([f.get("kind") in self.plain_kinds for f in features])
+            batch["token_weights"] = answer_length_weights(shift, self.length_power, self.mean_answer_tokens, plain)
         return batch
 
 
-def answer_length_weights(shift_labels: torch.Tensor, power: float, mean_answer_tokens: float) -> torch.Tensor:
+def answer_length_weights(shift_labels: torch.Tensor, power: float, mean_answer_tokens: float,
+                          plain_rows: torch.Tensor | None = None) -> torch.Tensor:
     """Per-token loss weights [B, S]: each labelled token of a row with n labelled tokens weighs
-    (mean_answer_tokens / n) ** power, others 0. Power 0 is the plain per-token loss (long answers count in
-    proportion to their length), 1 gives every example the weight of an average one whatever its length; over the
-    whole training set the weights then sum to about the number of labelled tokens, so the rate keeps its meaning."""
+    (mean_answer_tokens / n) ** power, others 0; rows marked in `plain_rows` keep weight 1 per token. Power 0 is the
+    plain per-token loss (long answers count in proportion to their length), 1 gives every example the weight of an
+    average one whatever its length; over the whole training set the weights then sum to about the number of
+    labelled tokens, so the rate keeps its meaning."""
     labelled = shift_labels != IGNORE_INDEX
     n = labelled.sum(dim=1, keepdim=True).clamp(min=1).float()
-    return (mean_answer_tokens / n) ** power * labelled
+    weights = (mean_answer_tokens / n) ** power
+    if plain_rows is not None:
+        weights = torch.where(plain_rows[:, None], torch.ones_like(weights), weights)
+    return weights * labelled
 
 
 def shared_prefix_loss(model, batch: dict[str, torch.Tensor], reuse: PrefixReuse | None = None,
@@ -482,7 +489,7 @@ def _train_and_save(cfg: RunConfig, run, state, timer, base, tokenizer, model, d
     share = cfg.train.prefix_sharing and not cfg.train.gradient_checkpointing
     stopper = StopOnSignal()
     collator = PrefixSharingCollator(tokenizer.pad_token_id, share, cfg.train.length_power,
-                                     mean_answer_tokens(data.tokenized))
+                                     mean_answer_tokens(data.tokenized), () if cfg.train.length_power_user else ("user",))
     trainer = GroundtuneTrainer(model=peft_model, args=args, train_dataset=data.tokenized,
                                 data_collator=collator,
                                 callbacks=[stopper], optimizers=(loraplus_optimizer(peft_model, cfg), None), reuse_prefix=share and cfg.train.prefix_reuse,
