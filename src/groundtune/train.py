@@ -6,7 +6,8 @@ Entry point: `train(cfg, ...)`. What is ours, and small:
   (chat markup + system prompt + passage, about 250 of 330 tokens here);
 * `shared_prefix_loss` runs that prefix once, repeats its key/value cache across the batch and runs
   only the per-example suffixes; logits are computed only where a label is. The loss equals the
-  plain full-sequence loss (a test checks it) for a fraction of the compute;
+  plain full-sequence loss (a test checks it) for a fraction of the compute; with `train.length_power`
+  the collator's `answer_length_weights` weigh each example's tokens by its answer's length;
 * `StopOnSignal` turns Ctrl-C / SIGTERM into "save a checkpoint and stop" so `--resume` can continue.
 
 Checkpointing, resume, schedules, logging and distributed training are the Trainer's.
@@ -398,12 +399,6 @@ def extrapolate(peft_model, factor: float) -> None:
         config.lora_alpha = int(alpha) if float(alpha).is_integer() else alpha  # 64 x 1.25 is saved as 80
 
 
-def mean_answer_tokens(tokenized) -> float:
-    """Labelled (loss-carrying) tokens per training example, on average: `answer_length_weights`' reference length."""
-    counts = [sum(x != IGNORE_INDEX for x in labels) for labels in tokenized["labels"]]
-    return sum(counts) / max(len(counts), 1)
-
-
 def loraplus_optimizer(peft_model, cfg: RunConfig):
     """With `train.loraplus_ratio`, AdamW whose LoRA B matrices learn `loraplus_ratio` times faster (PEFT's LoRA+);
     None otherwise (the Trainer builds its own). The Trainer's scheduler drives both rates."""
@@ -488,12 +483,12 @@ def _train_and_save(cfg: RunConfig, run, state, timer, base, tokenizer, model, d
     args = training_arguments(cfg, run.checkpoints, model.device.type, model.dtype)
     share = cfg.train.prefix_sharing and not cfg.train.gradient_checkpointing
     stopper = StopOnSignal()
-    collator = PrefixSharingCollator(tokenizer.pad_token_id, share, cfg.train.length_power,
-                                     mean_answer_tokens(data.tokenized), () if cfg.train.length_power_user else ("user",))
-    trainer = GroundtuneTrainer(model=peft_model, args=args, train_dataset=data.tokenized,
-                                data_collator=collator,
-                                callbacks=[stopper], optimizers=(loraplus_optimizer(peft_model, cfg), None), reuse_prefix=share and cfg.train.prefix_reuse,
-                                prefix_grad=cfg.train.prefix_gradient)
+    mean_answer = data.stats["answer_tokens_total"] / max(data.stats["examples"], 1)  # length_power's reference length
+    collator = PrefixSharingCollator(tokenizer.pad_token_id, share, cfg.train.length_power, mean_answer,
+                                     () if cfg.train.length_power_user else ("user",))
+    trainer = GroundtuneTrainer(model=peft_model, args=args, train_dataset=data.tokenized, data_collator=collator,
+                                callbacks=[stopper], optimizers=(loraplus_optimizer(peft_model, cfg), None),
+                                reuse_prefix=share and cfg.train.prefix_reuse, prefix_grad=cfg.train.prefix_gradient)
     global_batch = cfg.train.batch_size * max(state.num_processes, 1) * cfg.train.grad_accum
     _log(state, f"training {cfg.model.base_model} on {model.device.type} ({model.dtype}), {state.num_processes} "
                 f"process(es): {len(data.tokenized)} examples x {cfg.train.epochs} epochs, global batch {global_batch} "
