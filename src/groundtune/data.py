@@ -55,6 +55,9 @@ def stats(tokenized, max_length: int) -> dict:
     """Counts per kind and token-length summary, as printed by `groundtune data`."""
     lengths = sorted(tokenized["length"])
     answer_tokens = [sum(1 for x in labels if x != -100) for labels in tokenized["labels"]]
+    by_kind: Counter = Counter()
+    for kind, n in zip(tokenized["kind"], answer_tokens):
+        by_kind[kind] += n
     return {
         "examples": len(lengths),
         "by_kind": dict(Counter(tokenized["kind"])),
@@ -63,19 +66,20 @@ def stats(tokenized, max_length: int) -> dict:
         "tokens_median": lengths[len(lengths) // 2],
         "tokens_max": lengths[-1],
         "answer_tokens_total": sum(answer_tokens),
-        "answer_tokens_by_kind": dict(sum((Counter({k: n}) for k, n in zip(tokenized["kind"], answer_tokens)), Counter())),
+        "answer_tokens_by_kind": dict(by_kind),
         "max_length": max_length,
         "truncated": 0,  # over-long examples are errors (see tokenize_chat), never cut
     }
 
 
 def format_stats(s: dict) -> str:
-    kinds = ", ".join(f"{k} {v}" for k, v in sorted(s["by_kind"].items()))
-    return (f"{s['examples']} examples ({kinds}); tokens per example min {s['tokens_min']}, "
+    def per_kind(counts: dict) -> str:
+        return ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+
+    loss_by_kind = f" ({per_kind(s['answer_tokens_by_kind'])})" if s.get("answer_tokens_by_kind") else ""
+    return (f"{s['examples']} examples ({per_kind(s['by_kind'])}); tokens per example min {s['tokens_min']}, "
             f"median {s['tokens_median']}, max {s['tokens_max']} (max_length {s['max_length']}, "
-            f"{s['truncated']} truncated); {s['tokens_total']} tokens, {s['answer_tokens_total']} carry loss"
-            + (f" ({', '.join(f'{k} {v}' for k, v in sorted(s['answer_tokens_by_kind'].items()))})"
-               if s.get("answer_tokens_by_kind") else ""))
+            f"{s['truncated']} truncated); {s['tokens_total']} tokens, {s['answer_tokens_total']} carry loss{loss_by_kind}")
 
 
 @dataclass
