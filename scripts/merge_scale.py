@@ -9,6 +9,13 @@ sets as `groundtune eval` would (no base model), the merged weights deleted afte
 OUT/<run>-x<scale>/eval). Writes OUT/merge_scale.md (a row per run and scale, then the mean of each scale over
 the runs), OUT/merge_scale.json and OUT/merge_scale.png (each metric's mean against the scale).
 
+`--attention-scale A` merges the attention layers' update (q/k/v/o projections) at A and the other layers (the
+MLP) at each of --scales: which part of the extrapolation does what (README, Seeds). Its folders are
+OUT/<run>-x<scale>-attn<A>.
+
+`--questions FILE...` answers other question sets instead of the run's own (each run's report then goes to
+OUT/<run>-x<scale>/eval-<file stem>/), e.g. data/holdout.jsonl, the set no recipe was chosen on.
+
 `--halves` adds the check that the scale was not picked for these questions alone: the dev and unanswerable
 questions are cut in two by a hash of their id (as `scripts/abstention_threshold.py --halves` does), and the
 table shows the means per scale on each half.
@@ -29,6 +36,10 @@ from groundtune.seeds import mean_metrics
 
 # a `groundtune kfold` fold run answers the user's held-out pairs instead of the dev sets: its table adds these
 COLUMNS = DEV_COLUMNS + [(HELDOUT, metric, f"held-out user questions: {name}") for metric, name in KFOLD_METRICS]
+# any other question set (--questions; answerable and unanswerable questions mixed, as in data/holdout.jsonl)
+SET_METRICS = [("key_fact_accuracy", "key-fact acc."), ("refusal_rate", "refusals"), ("abstention_rate", "abstained"),
+               ("abstention_auroc", "abstention AUROC"), ("unsupported_rate", "unsupported #/name"),
+               ("mean_consistency", "consistency")]
 
 
 def run_labels(runs: list[Path]) -> list[str]:
@@ -42,21 +53,28 @@ def run_labels(runs: list[Path]) -> list[str]:
     return labels
 
 
-def folder_name(label: str, scale: float) -> str:
-    return f"{label}-x{scale:g}"
+def folder_name(label: str, scale: float, attention: float | None = None) -> str:
+    return f"{label}-x{scale:g}" + (f"-attn{attention:g}" if attention is not None else "")
 
 
-def evaluate_scaled(run: Path, label: str, scale: float, out: Path) -> dict:
-    """report.json's dict for `run` re-merged at `scale` (times the plain trained update)."""
-    folder = out / folder_name(label, scale)
-    report_path = folder / "eval" / "report.json"
-    if report_path.is_file() and same_run(run, folder):  # a rerun with more runs or scales reuses what is there
-        return json.loads(report_path.read_text())
-    if folder.exists():  # made from another run of the same name (retrained since): start again
+def eval_folder(questions: list[str] | None) -> str:
+    """Where a re-merged folder keeps its report: eval/ for the run's own question sets, eval-<stems>/ for others."""
+    return "eval" if not questions else "eval-" + "-".join(Path(q).stem for q in questions)
+
+
+def evaluate_scaled(run: Path, label: str, scale: float, out: Path, attention: float | None = None,
+                    questions: list[str] | None = None) -> dict:
+    """report.json's dict for `run` re-merged at `scale` (times the plain trained update; the attention layers
+    at `attention` when given), answering the run's question sets or the files `questions`."""
+    folder = out / folder_name(label, scale, attention)
+    report_path = folder / eval_folder(questions) / "report.json"
+    if folder.exists() and not same_run(run, folder):  # made from another run of the same name (retrained since)
         shutil.rmtree(folder)
-    remerged_folder(run, run / "adapter", folder, scale)
+    if report_path.is_file():  # a rerun with more runs or scales reuses what is there
+        return json.loads(report_path.read_text())
+    remerged_folder(run, run / "adapter", folder, scale, attention)
     try:
-        return evaluate_model(folder, folder / "eval", compare_base=False)
+        return evaluate_model(folder, report_path.parent, compare_base=False, question_sets=questions)
     finally:
         (folder / "model.safetensors").unlink(missing_ok=True)
 
@@ -79,8 +97,12 @@ def as_question(row: dict) -> Question:
 
 
 def used_columns(all_metrics: list[dict]) -> list[tuple[str, str, str]]:
-    """The COLUMNS some run has a value for (a dev-set run has no held-out user questions, a fold run no dev sets)."""
-    return [c for c in COLUMNS if any(m.get(c[0], {}).get(c[1]) is not None for m in all_metrics)]
+    """The COLUMNS some run has a value for (a dev-set run has no held-out user questions, a fold run no dev sets),
+    then SET_METRICS for each other set (--questions)."""
+    known = {s for s, _, _ in COLUMNS}
+    others = [s for s in dict.fromkeys(k for m in all_metrics for k in m) if s not in known]
+    columns = COLUMNS + [(s, metric, f"{s}: {name}") for s in others for metric, name in SET_METRICS]
+    return [c for c in columns if any(m.get(c[0], {}).get(c[1]) is not None for m in all_metrics)]
 
 
 def table_row(label: str, scale: float, metrics: dict, columns: list) -> str:
@@ -93,6 +115,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--scales", type=float, nargs="+", default=[1.0, 1.25, 1.5, 2.0])
     parser.add_argument("--out", type=Path, default=Path("outputs/merge_scale"))
     parser.add_argument("--halves", action="store_true", help="also the means on each half of the questions")
+    parser.add_argument("--questions", nargs="+", metavar="FILE",
+                        help="answer these JSONL question sets (e.g. data/holdout.jsonl) instead of the run's own")
+    parser.add_argument("--attention-scale", type=float, default=None,
+                        help="merge the attention layers' update at this scale, the other layers at each of --scales")
     args = parser.parse_args(argv)
     for run in args.runs:
         if not (run / "adapter" / "adapter_config.json").is_file() or not (run / "config.yaml").is_file():
@@ -103,7 +129,7 @@ def main(argv: list[str] | None = None) -> None:
         reports = []
         for run, label in zip(args.runs, labels):
             print(f"{run} x{scale:g}", flush=True)
-            reports.append(evaluate_scaled(run, label, scale, args.out))
+            reports.append(evaluate_scaled(run, label, scale, args.out, args.attention_scale, args.questions))
             rows.append({"run": str(run), "label": label, "scale": scale, "metrics": reports[-1]["metrics"]["tuned"]})
         means[scale] = mean_metrics([r["metrics"]["tuned"] for r in reports])
         for h in (0, 1):  # the trained pairs count in both halves
@@ -118,7 +144,9 @@ def main(argv: list[str] | None = None) -> None:
                   for h in (0, 1) for x in args.scales]
     args.out.mkdir(parents=True, exist_ok=True)
     command = " ".join(["scripts/merge_scale.py", *(str(r) for r in args.runs), "--scales",
-                        *(f"{x:g}" for x in args.scales), "--out", str(args.out)] + (["--halves"] if args.halves else []))
+                        *(f"{x:g}" for x in args.scales), "--out", str(args.out)] + (["--halves"] if args.halves else [])
+                       + ([f"--attention-scale {args.attention_scale:g}"] if args.attention_scale is not None else [])
+                       + (["--questions", *args.questions] if args.questions else []))
     (args.out / "merge_scale.md").write_text(f"Measured with `{command}`.\n\n" + "\n".join(lines) + "\n")
     (args.out / "merge_scale.json").write_text(json.dumps(
         {"rows": rows, "means": {f"{x:g}": means[x] for x in args.scales},

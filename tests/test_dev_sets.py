@@ -1,4 +1,5 @@
-"""The held-out question sets (data/dev.jsonl, data/unanswerable.jsonl) are well formed, blind and grounded.
+"""The held-out question sets (data/dev.jsonl, data/unanswerable.jsonl, data/holdout.jsonl) are well formed, blind
+and grounded.
 
 Blind: no question repeats (or nearly repeats) a training question of the seed file. Grounded: every key fact
 of an answerable question can be found in the passage or in the reference answer, so a scorer that looks for
@@ -18,7 +19,8 @@ from conftest import REPO, SEED
 
 DEV = REPO / "data" / "dev.jsonl"
 UNANSWERABLE = REPO / "data" / "unanswerable.jsonl"
-SETS = {"dev": (DEV, True), "unans": (UNANSWERABLE, False)}
+HOLDOUT = REPO / "data" / "holdout.jsonl"
+SETS = {"dev": (DEV, True), "unans": (UNANSWERABLE, False), "hold": (HOLDOUT, None)}  # None: both kinds
 FIELDS = {"id": str, "question": str, "answer": str, "answerable": bool, "key_facts": list}
 NEAR_COPY = 0.8  # difflib ratio above which a question counts as a reworded copy of a training question
 
@@ -56,7 +58,7 @@ def test_fields_types_and_ids(prefix):
             assert type(row[key]) is kind, f"{row['id']}: {key} is {type(row[key]).__name__}"
         assert row["id"] == f"{prefix}-{i:02d}"
         assert row["question"].strip() and row["answer"].strip()
-        assert row["answerable"] is answerable, row["id"]
+        assert answerable is None or row["answerable"] is answerable, row["id"]
 
 
 @pytest.mark.parametrize("prefix", SETS)
@@ -65,7 +67,7 @@ def test_ids_unique(prefix):
     assert len(ids) == len(set(ids))
 
 
-def test_questions_unique_across_both_sets():
+def test_questions_unique_across_the_sets():
     questions = [normalize_question(r["question"]) for path, _ in SETS.values() for r in rows(path)]
     repeated = {q for q in questions if questions.count(q) > 1}
     assert not repeated
@@ -81,9 +83,12 @@ def test_questions_are_not_training_questions(prefix, seed):
             assert ratio < NEAR_COPY, f"{row['id']} is a near copy ({ratio:.2f}) of {t!r}"
 
 
-def test_answerable_key_facts_are_grounded(seed):
+@pytest.mark.parametrize("path", [DEV, HOLDOUT])
+def test_answerable_key_facts_are_grounded(seed, path):
     passage, _ = seed
-    for row in rows(DEV):
+    for row in rows(path):
+        if not row["answerable"]:
+            continue
         assert 1 <= len(row["key_facts"]) <= 3, row["id"]
         where = squash(passage) + "\n" + squash(row["answer"])
         for fact in row["key_facts"]:
@@ -93,7 +98,7 @@ def test_answerable_key_facts_are_grounded(seed):
 
 
 def test_unanswerable_rows_have_no_key_facts_and_say_so():
-    for row in rows(UNANSWERABLE):
+    for row in rows(UNANSWERABLE) + [r for r in rows(HOLDOUT) if not r["answerable"]]:
         assert row["key_facts"] == [], row["id"]
         assert row["answer"].startswith("The source does not say"), row["id"]
 
@@ -101,6 +106,8 @@ def test_unanswerable_rows_have_no_key_facts_and_say_so():
 def test_set_sizes():
     assert sum(r["answerable"] for r in rows(DEV)) >= 30
     assert len(rows(UNANSWERABLE)) >= 10
+    holdout = [r["answerable"] for r in rows(HOLDOUT)]
+    assert sum(holdout) >= 20 and holdout.count(False) >= 10
 
 
 @pytest.mark.parametrize("prefix", SETS)

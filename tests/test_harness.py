@@ -356,12 +356,20 @@ def test_merge_scale_script_names_runs_apart_and_reuses_only_the_same_runs_repor
     (cached / "eval" / "report.json").write_text('{"cached": true}')
     (cached / "manifest.json").write_text('{"created": 1}')
     merged = []
-    monkeypatch.setattr(script, "remerged_folder", lambda run, adapter, folder, scale: merged.append(folder) or folder.mkdir())
-    monkeypatch.setattr(script, "evaluate_model", lambda folder, out_dir, compare_base: {"fresh": True})
+    monkeypatch.setattr(script, "remerged_folder", lambda run, adapter, folder, scale, attention=None: merged.append(folder) or folder.mkdir(exist_ok=True))
+    asked = []
+    monkeypatch.setattr(script, "evaluate_model", lambda folder, out_dir, compare_base, question_sets:
+                        asked.append((out_dir, question_sets)) or {"fresh": True})
     assert script.evaluate_scaled(a, "sa-seed43", 1.25, out) == {"cached": True} and not merged
+    assert script.evaluate_scaled(a, "sa-seed43", 1.25, out, questions=["data/holdout.jsonl"]) == {"fresh": True}
+    assert asked == [(cached / "eval-holdout", ["data/holdout.jsonl"])], "another question set: its own report folder"
+    assert (cached / "eval" / "report.json").is_file(), "the run's own report stays beside it"
     (a / "manifest.json").write_text('{"created": 2}')  # trained again under the same name
-    assert script.evaluate_scaled(a, "sa-seed43", 1.25, out) == {"fresh": True} and merged == [cached]
+    assert script.evaluate_scaled(a, "sa-seed43", 1.25, out) == {"fresh": True} and merged == [cached, cached]
     assert not (cached / "eval").exists()  # the stale report went with its folder
+    metrics = {"train": {"token_recall": 1.0}, "holdout": {"key_fact_accuracy": 0.5, "abstention_rate": 0.25}}
+    headers = [h for _, _, h in script.used_columns([metrics])]
+    assert headers == ["train token recall", "holdout: key-fact acc.", "holdout: abstained"]
 
 
 def test_dev_overlap_checks_its_inputs_before_printing_and_rescores_runs(tmp_path, capsys):

@@ -217,7 +217,8 @@ def test_card_says_when_the_update_was_scaled(run, tmp_path, merge_scale):
 
 
 @pytest.mark.parametrize("train", [{}, {"length_power": 0.0, "loraplus_ratio": 0.0},
-                                   {"length_power": 1.0, "length_power_user": False, "loraplus_ratio": 8.0}])
+                                   {"length_power": 1.0, "length_power_user": False, "loraplus_ratio": 8.0},
+                                   {"length_power": 1.0, "length_power_user": 0.5}])
 def test_card_says_how_examples_were_weighted_and_the_lora_plus_ratio(run, tmp_path, train):
     manifest = json.loads((run / "manifest.json").read_text())
     for key in ("length_power", "length_power_user", "loraplus_ratio"):
@@ -227,8 +228,10 @@ def test_card_says_how_examples_were_weighted_and_the_lora_plus_ratio(run, tmp_p
     assert main(publish_args(run, tmp_path / "stage", "--dry-run")) == 0
     text = " ".join((tmp_path / "stage" / "model" / "README.md").read_text().split())
     on = bool(train.get("length_power"))
-    assert ("weighted by (mean answer length / its answer length)^1.0 (the user's own pairs per token)" in text) == on
-    assert ("LoRA+ (the B matrices at 8.0x the learning rate)" in text) == on
+    user = train.get("length_power_user")
+    assert ("weighted by (mean answer length / its answer length)^1.0 (the user's own pairs per token)" in text) == (user is False)
+    assert ("weighted by (mean answer length / its answer length)^1.0 (the user's own pairs with power 0.5)" in text) == (user == 0.5)
+    assert ("LoRA+ (the B matrices at 8.0x the learning rate)" in text) == bool(train.get("loraplus_ratio"))
     assert "loss on answer tokens only; final training loss" in text or on
 
 

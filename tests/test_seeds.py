@@ -55,3 +55,25 @@ def test_seeds_refuses_before_training(tiny_model_dir, tmp_path, capsys, seeds, 
     overrides = tiny_run_overrides(tiny_model_dir, tmp_path / "ignored", **SMALL)
     assert main(["seeds", "--seeds", *seeds, "--out", str(out), *cli_overrides(overrides)]) != 0
     assert message in capsys.readouterr().err and not (out / "runs" / "seed1").exists()
+
+
+def test_seeds_resume_reads_back_finished_seeds_and_trains_the_rest(tiny_model_dir, tmp_path, capsys, monkeypatch):
+    """--resume: a seed evaluated earlier with the same config is read back, not trained again; the missing seed
+    is trained; a seed trained with another config is an error naming its config.yaml, before anything trains."""
+    import groundtune.run
+    from groundtune.cli import main
+
+    out = tmp_path / "seeds"
+    args = cli_overrides(tiny_run_overrides(tiny_model_dir, tmp_path / "ignored", **SMALL))
+    assert main(["seeds", "--seeds", "7", "--out", str(out), *args]) == 0
+    first = json.loads((out / "seeds.json").read_text())["results"][0]
+    trained, real_run = [], groundtune.run.run
+    monkeypatch.setattr(groundtune.run, "run", lambda cfg, **kw: trained.append(cfg.seed) or real_run(cfg, **kw))
+    assert main(["seeds", "--seeds", "7", "8", "--resume", "--out", str(out), *args]) == 0
+    assert trained == [8]
+    summary = json.loads((out / "seeds.json").read_text())
+    assert [r["seed"] for r in summary["results"]] == [7, 8] and summary["results"][0]["metrics"] == first["metrics"]
+    assert "seed 7 finished earlier, read back" in capsys.readouterr().out
+    assert main(["seeds", "--seeds", "7", "9", "--resume", "--out", str(out), *args, "--train.epochs", "3"]) != 0
+    assert "seed7/config.yaml: --resume: this seed was trained with another config" in capsys.readouterr().err
+    assert trained == [8] and not (out / "runs" / "seed9").exists()

@@ -281,6 +281,27 @@ def test_extrapolate_scales_the_update_in_the_merged_model_and_the_saved_adapter
         assert torch.allclose(reloaded(ids).logits, merged(ids).logits, atol=1e-5)
 
 
+def test_scale_attention_scales_only_the_attention_layers_update(tokenizer):
+    """scripts/merge_scale.py --attention-scale: after extrapolate(1.25), scale_attention(1.5 / 1.25) leaves the
+    MLP layers at 1.25 x the update and puts the attention layers at 1.5 x."""
+    import copy
+
+    from groundtune.save import scale_attention
+    from groundtune.train import extrapolate
+
+    base = build_tiny_model(tokenizer, seed=3).state_dict()
+    model = _tiny_lora_model(tokenizer)
+    plain = copy.deepcopy(model).merge_and_unload().state_dict()
+    extrapolate(model, 1.25)
+    scale_attention(model, 1.5 / 1.25)
+    scaled = model.merge_and_unload().state_dict()
+    moved = [k for k in base if not torch.equal(plain[k], base[k])]
+    assert any("self_attn" in k for k in moved) and any("mlp" in k for k in moved)
+    for k in moved:
+        factor = 1.5 if "self_attn" in k else 1.25
+        assert torch.allclose(scaled[k] - base[k], factor * (plain[k] - base[k]), atol=1e-6), k
+
+
 def test_existing_run_is_not_overwritten(tiny_run, tiny_model_dir, capsys):
     before = (tiny_run / "tiny" / "manifest.json").read_text()
     code = main(["train", *cli_overrides(tiny_run_overrides(tiny_model_dir, tiny_run))])
@@ -424,10 +445,15 @@ def test_length_power_weights_each_example_by_its_answer_length(tokenizer, reuse
     batch = collate(feats)
     assert batch["token_weights"].sum(dim=1).tolist() == pytest.approx([5.0] * len(feats))
     half = answer_length_weights(batch["shift_labels"], 0.5, 5.0)
+    kinds = [{**f, "kind": k} for f, k in zip(feats, ["user", "passage", "user"])]
     user_plain = PrefixSharingCollator(tokenizer.pad_token_id, length_power=1.0, mean_answer_tokens=5.0,
-                                       plain_kinds=("user",))([{**f, "kind": k} for f, k in zip(feats, ["user", "passage", "user"])])
+                                       kind_powers={"user": 0.0})(kinds)
     labelled = (user_plain["shift_labels"] != IGNORE_INDEX).sum(dim=1).float()
     assert user_plain["token_weights"].sum(dim=1).tolist() == pytest.approx([labelled[0].item(), 5.0, labelled[2].item()])
+    user_half = PrefixSharingCollator(tokenizer.pad_token_id, length_power=1.0, mean_answer_tokens=5.0,
+                                      kind_powers={"user": 0.5})(kinds)
+    assert user_half["token_weights"].sum(dim=1).tolist() == pytest.approx(
+        [(5.0 * labelled[0].item()) ** 0.5, 5.0, (5.0 * labelled[2].item()) ** 0.5])
     n = (batch["shift_labels"] != IGNORE_INDEX).sum(dim=1)
     assert half.sum(dim=1).tolist() == pytest.approx((5.0 ** 0.5 * n ** 0.5).tolist())
     cache = None
@@ -456,7 +482,7 @@ def test_length_power_and_loraplus_reach_the_training_run(tiny_model_dir, tmp_pa
 
     def spy_collator(self, *args, **kwargs):
         collator_init(self, *args, **kwargs)
-        seen["collator"] = (self.length_power, self.mean_answer_tokens, self.plain_kinds)
+        seen["collator"] = (self.length_power, self.mean_answer_tokens, self.kind_powers)
 
     def spy_trainer(self, *args, optimizers=(None, None), **kwargs):
         seen["optimizer"] = optimizers[0]
@@ -468,12 +494,12 @@ def test_length_power_and_loraplus_reach_the_training_run(tiny_model_dir, tmp_pa
                                                   "train.length_power_user": False})):
         overrides = tiny_run_overrides(tiny_model_dir, tmp_path / name, **extra)
         assert main(["train", *cli_overrides(overrides)]) == 0
-        power, mean, plain_kinds = seen["collator"]
+        power, mean, powers = seen["collator"]
         if name == "plain":
-            assert power == 0 and seen["optimizer"] is None and plain_kinds == ()
+            assert power == 0 and seen["optimizer"] is None and powers == {}
         else:
             assert power == 1.0 and 1 < mean < 300  # labelled tokens per example of the seed's chat data
-            assert plain_kinds == ("user",)
+            assert powers == {"user": 0.0}
             groups = [g for g in seen["optimizer"].param_groups if g["params"]]
             rates = sorted({g["initial_lr"] for g in groups})  # before the schedule (which ends at 0)
             assert len(rates) == 2 and rates[1] == pytest.approx(4 * rates[0])

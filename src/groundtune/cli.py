@@ -4,7 +4,7 @@
     groundtune train  --config CFG [--resume] [--overwrite] LoRA-train; writes outputs/<run>/
     groundtune run    --config CFG [--resume] [--overwrite] train, then evaluate (what `make run` does)
     groundtune kfold  --config CFG [--folds K] [--out DIR]  train on all user pairs but every k-th; answer those
-    groundtune seeds  --config CFG --seeds 42 43 44 [--out DIR]   one recipe, several seeds: each and the mean
+    groundtune seeds  --config CFG --seeds 42 43 44 [--out DIR] [--resume]   one recipe, several seeds: each and the mean
     groundtune ask    --model DIR ["question"]             answer one question, or chat interactively
     groundtune eval   --model DIR [--compare-base] [--questions FILE.jsonl] [--out DIR]   answer, score, report
     groundtune score  ROWS.jsonl [--source PASSAGE.txt] [--out FILE]   consistency of given answers
@@ -96,7 +96,7 @@ def cmd_seeds(args, extra) -> int:
 
     recipe = " ".join([f"--config {args.config}"] * bool(args.config) + list(extra))
     seeds(_load(args, extra), args.seeds, args.out, overwrite=args.overwrite, keep_weights=args.keep_weights,
-          recipe=recipe)
+          recipe=recipe, resume=args.resume)
     return 0
 
 
@@ -285,6 +285,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, nargs="+", required=True, metavar="S", help="seeds, e.g. 42 43 44")
     p.add_argument("--out", default="outputs/seeds", help="folder for the runs, seeds.json and seeds.md")
     p.add_argument("--overwrite", action="store_true", help="replace run folders left by an earlier series")
+    p.add_argument("--resume", action="store_true",
+                   help="go on with a stopped series: seeds already evaluated (same config) are read back, "
+                        "one stopped at a checkpoint continues from it")
     p.add_argument("--keep-weights", action="store_true",
                    help="keep each run's merged model.safetensors (deleted by default; the adapter stays)")
 

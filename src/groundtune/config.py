@@ -207,8 +207,8 @@ class TrainConfig:
     """NEFTune: uniform noise of this scale on the input embeddings while training (0 = off; the paper uses 5)."""
     length_power: float = 0.0
     """How much an example's loss depends on its answer's length: each answer token weighs (mean answer length / this answer's length) ** length_power. 0 = the plain per-token mean (an 80-token user answer counts 8x a 10-token one); 1 = every example counts alike."""
-    length_power_user: bool = True
-    """With length_power: weigh the user's own pairs (kind "user") by length too; false keeps their plain per-token weight, so only the examples groundtune derives are reweighted."""
+    length_power_user: bool | float = True
+    """With length_power: the power for the user's own pairs (kind "user"). true = length_power, like every example; false = 0, their plain per-token weight (only the examples groundtune derives are reweighted); a number in [0, 1] = that power (between the two)."""
     loraplus_ratio: float = 0.0
     """LoRA+ (Hayou et al. 2024, PEFT `create_loraplus_optimizer`): the LoRA B matrices learn at this many times `learning_rate` (0 = off, one rate for all; the paper uses 16 with about half the usual rate)."""
     data_seed: int | None = None
@@ -228,6 +228,8 @@ class TrainConfig:
         check(self.save_total_limit >= 1, "save_total_limit", "must be >= 1")
         check(self.neftune_alpha >= 0, "neftune_alpha", "must be >= 0")
         check(0 <= self.length_power <= 1, "length_power", "must be in [0, 1]")
+        check(isinstance(self.length_power_user, bool) or 0 <= self.length_power_user <= 1, "length_power_user",
+              "must be true, false or a number in [0, 1]")
         check(self.loraplus_ratio == 0 or self.loraplus_ratio >= 1, "loraplus_ratio", "must be 0 (off) or >= 1")
         check(self.prefix_gradient or (self.prefix_sharing and not self.gradient_checkpointing), "prefix_gradient",
               "false needs prefix_sharing true and gradient_checkpointing false (no shared prefix otherwise)")

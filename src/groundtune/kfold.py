@@ -17,6 +17,7 @@ import copy
 import json
 from pathlib import Path
 
+from groundtune.ablate import cell  # the tables' cell format
 from groundtune.config import RunConfig
 from groundtune.errors import GroundtuneError
 from groundtune.readers import Pair
@@ -117,6 +118,6 @@ def markdown(summary: dict) -> str:
             for set_name in (HELDOUT, "train"):
                 m = (metrics.get(model) or {}).get(set_name)
                 if m:
-                    cells = ["" if m.get(k) is None else f"{m[k]:.2f}" for k, _ in METRICS]
-                    lines.append(f"| {fold} | {held} | {model} | {set_name} | " + " | ".join(cells) + " |")
+                    cells = " | ".join(cell(m.get(k)) for k, _ in METRICS)
+                    lines.append(f"| {fold} | {held} | {model} | {set_name} | {cells} |")
     return "\n".join(lines) + "\n"

@@ -114,11 +114,21 @@ def _set_adapter_base(path: Path, base_id: str) -> None:
     path.write_text(json.dumps(data, indent=2) + "\n")
 
 
-def remerged_folder(run: Path, adapter: Path, out: Path, scale: float = 1.0) -> Path:
+def scale_attention(peft_model, ratio: float) -> None:
+    """Multiply the LoRA update of the attention layers (modules under a `self_attn`) by `ratio`, in place."""
+    from peft.tuners.lora import LoraLayer
+
+    for name, module in peft_model.named_modules():
+        if isinstance(module, LoraLayer) and ".self_attn." in f".{name}.":
+            module.scale_layer(ratio)
+
+
+def remerged_folder(run: Path, adapter: Path, out: Path, scale: float = 1.0, attention_scale: float | None = None) -> Path:
     """A model folder like the finished `run`'s, with `adapter` (the run's own or a checkpoint's) merged into the
     base at `scale` x the update as trained (`extrapolate`; the run's own adapter already carries its
     lora.merge_scale in its lora_alpha, a checkpoint's does not), the run's files copied, its dataset linked and
-    its config.yaml's lora.merge_scale set to `scale`."""
+    its config.yaml's lora.merge_scale set to `scale`. With `attention_scale`, the attention layers' update is
+    merged at that scale instead (an experiment of `scripts/merge_scale.py`; config.yaml cannot record it)."""
     import dataclasses
     import json
     import shutil
@@ -137,6 +147,8 @@ def remerged_folder(run: Path, adapter: Path, out: Path, scale: float = 1.0) -> 
     _, _, model = load_base(cfg.model, "cpu")
     adapted = PeftModel.from_pretrained(model, str(adapter))
     extrapolate(adapted, factor)
+    if attention_scale is not None and attention_scale != scale:
+        scale_attention(adapted, attention_scale / scale)
     out.mkdir(parents=True, exist_ok=True)
     adapted.merge_and_unload().save_pretrained(out, safe_serialization=True)
     for name in RUN_FILES:

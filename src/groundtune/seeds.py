@@ -7,6 +7,8 @@ change, unless the config pins `train.data_seed`; the untuned base model, which 
 OUT/runs/seed<S>; OUT/seeds.json and OUT/seeds.md hold the harness's numbers per seed, their mean and the
 training time. The merged weights of each run are deleted once it is evaluated, unless `keep_weights`:
 a series of 135M runs would otherwise take 0.5 GB each (the LoRA adapter, config and reports stay).
+With `resume`, a series that was stopped goes on where it stopped: a seed whose run finished (evaluated, with
+the same config) is read back, not trained again, and one stopped at a checkpoint continues from it.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from groundtune.errors import GroundtuneError
 
 
 def seeds(cfg: RunConfig, seed_list: list[int], out_dir: str | Path, overwrite: bool = False,
-          keep_weights: bool = False, recipe: str = "") -> dict:
+          keep_weights: bool = False, recipe: str = "", resume: bool = False) -> dict:
     """Train and evaluate `cfg` once per seed; write seeds.json and seeds.md under `out_dir`. `recipe` says
     in words which config it is (the CLI passes its --config and overrides)."""
     from groundtune.run import run
@@ -29,13 +31,25 @@ def seeds(cfg: RunConfig, seed_list: list[int], out_dir: str | Path, overwrite: 
 
     if not seed_list or len(set(seed_list)) != len(seed_list):
         raise GroundtuneError(f"--seeds: give distinct seeds, got {seed_list}")
+    if resume and overwrite:
+        raise GroundtuneError("--resume and --overwrite: pass one of them")
     out = Path(out_dir)
-    for s in seed_list:  # every run folder is checked before the first one trains
-        RunDir(out / "runs", f"seed{s}").check(overwrite=overwrite, resume=False)
+    done = {}  # every run folder is checked before the first one trains
+    for s in seed_list:
+        folder = RunDir(out / "runs", f"seed{s}")
+        done[s] = resume and finished_run(folder.final, seed_config(cfg, s, out))
+        if not done[s]:
+            folder.check(overwrite=overwrite, resume=resume and folder.last_checkpoint() is not None)
     results = []
     for i, s in enumerate(seed_list, start=1):
-        print(f"[seeds] {i}/{len(seed_list)}: seed {s}", flush=True)
-        folder = run(seed_config(cfg, s, out), overwrite=overwrite)
+        rundir = RunDir(out / "runs", f"seed{s}")
+        if done[s]:
+            print(f"[seeds] {i}/{len(seed_list)}: seed {s} finished earlier, read back from {rundir.final}", flush=True)
+            folder = rundir.final
+        else:
+            print(f"[seeds] {i}/{len(seed_list)}: seed {s}", flush=True)
+            folder = run(seed_config(cfg, s, out), resume=resume and rundir.last_checkpoint() is not None,
+                         overwrite=overwrite)
         report = json.loads((folder / "eval" / "report.json").read_text(encoding="utf-8"))
         manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
         if not keep_weights:
@@ -48,6 +62,24 @@ def seeds(cfg: RunConfig, seed_list: list[int], out_dir: str | Path, overwrite: 
     (out / "seeds.md").write_text(table, encoding="utf-8")
     print(table, flush=True)
     return summary
+
+
+def finished_run(folder: Path, cfg: RunConfig) -> bool:
+    """Whether `folder` holds this seed's finished, evaluated run: False when there is none; an error when the
+    folder was trained with another config or never evaluated (only --overwrite may replace it)."""
+    from groundtune.ablate import comparable
+    from groundtune.config import load_run_config, to_dict
+
+    if not folder.exists():
+        return False
+    saved = folder / "config.yaml"
+    if not saved.is_file() or not (folder / "eval" / "report.json").is_file() or not (folder / "manifest.json").is_file():
+        raise GroundtuneError("--resume: this run folder is not a finished, evaluated run; pass --overwrite to "
+                              "train it again", folder)
+    if comparable(to_dict(load_run_config(saved))) != comparable(to_dict(cfg)):
+        raise GroundtuneError("--resume: this seed was trained with another config; pass --overwrite to train it "
+                              "again, or another --out", saved)
+    return True
 
 
 def seed_config(cfg: RunConfig, seed: int, out: Path) -> RunConfig:

@@ -50,12 +50,12 @@ class PrefixSharingCollator:
     """
 
     def __init__(self, pad_token_id: int, share_prefix: bool = True, length_power: float = 0.0,
-                 mean_answer_tokens: float = 1.0, plain_kinds: tuple[str, ...] = ()):
+                 mean_answer_tokens: float = 1.0, kind_powers: dict[str, float] | None = None):
         self.pad_token_id = pad_token_id
         self.share_prefix = share_prefix
         self.length_power = length_power
         self.mean_answer_tokens = mean_answer_tokens
-        self.plain_kinds = plain_kinds  # example kinds whose tokens keep weight 1 under length_power
+        self.kind_powers = kind_powers or {}  # example kinds weighed with another power than length_power (0: per token)
 
     def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
         ids = [list(f["input_ids"]) for f in features]
@@ -82,24 +82,23 @@ class PrefixSharingCollator:
             "shift_labels": shift,
         }
         if self.length_power:
-            plain = torch.tensor([f.get("kind") in self.plain_kinds for f in features])
-            batch["token_weights"] = answer_length_weights(shift, self.length_power, self.mean_answer_tokens, plain)
+            powers = torch.tensor([self.kind_powers.get(f.get("kind"), self.length_power) for f in features])
+            batch["token_weights"] = answer_length_weights(shift, powers, self.mean_answer_tokens)
         return batch
 
 
-def answer_length_weights(shift_labels: torch.Tensor, power: float, mean_answer_tokens: float,
-                          plain_rows: torch.Tensor | None = None) -> torch.Tensor:
+def answer_length_weights(shift_labels: torch.Tensor, power: float | torch.Tensor,
+                          mean_answer_tokens: float) -> torch.Tensor:
     """Per-token loss weights [B, S]: each labelled token of a row with n labelled tokens weighs
-    (mean_answer_tokens / n) ** power, others 0; rows marked in `plain_rows` keep weight 1 per token. Power 0 is the
+    (mean_answer_tokens / n) ** power, others 0; `power` is one number or one per row [B]. Power 0 is the
     plain per-token loss (long answers count in proportion to their length), 1 gives every example the weight of an
     average one whatever its length; over the whole training set the weights then sum to about the number of
     labelled tokens, so the rate keeps its meaning."""
     labelled = shift_labels != IGNORE_INDEX
     n = labelled.sum(dim=1, keepdim=True).clamp(min=1).float()
-    weights = (mean_answer_tokens / n) ** power
-    if plain_rows is not None:
-        weights = torch.where(plain_rows[:, None], torch.ones_like(weights), weights)
-    return weights * labelled
+    if isinstance(power, torch.Tensor):
+        power = power.float().reshape(-1, 1)
+    return (mean_answer_tokens / n) ** power * labelled
 
 
 def shared_prefix_loss(model, batch: dict[str, torch.Tensor], reuse: PrefixReuse | None = None,
@@ -399,6 +398,14 @@ def extrapolate(peft_model, factor: float) -> None:
         config.lora_alpha = int(alpha) if float(alpha).is_integer() else alpha  # 64 x 1.25 is saved as 80
 
 
+def kind_powers(length_power_user: bool | float) -> dict[str, float]:
+    """The collator's per-kind length powers from `train.length_power_user` (true: none, the user's pairs take
+    length_power like every example)."""
+    if length_power_user is True:
+        return {}
+    return {"user": float(length_power_user)}  # false -> 0.0: per token
+
+
 def loraplus_optimizer(peft_model, cfg: RunConfig):
     """With `train.loraplus_ratio`, AdamW whose LoRA B matrices learn `loraplus_ratio` times faster (PEFT's LoRA+);
     None otherwise (the Trainer builds its own). The Trainer's scheduler drives both rates."""
@@ -485,7 +492,7 @@ def _train_and_save(cfg: RunConfig, run, state, timer, base, tokenizer, model, d
     stopper = StopOnSignal()
     mean_answer = data.stats["answer_tokens_total"] / max(data.stats["examples"], 1)  # length_power's reference length
     collator = PrefixSharingCollator(tokenizer.pad_token_id, share, cfg.train.length_power, mean_answer,
-                                     () if cfg.train.length_power_user else ("user",))
+                                     kind_powers(cfg.train.length_power_user))
     trainer = GroundtuneTrainer(model=peft_model, args=args, train_dataset=data.tokenized, data_collator=collator,
                                 callbacks=[stopper], optimizers=(loraplus_optimizer(peft_model, cfg), None),
                                 reuse_prefix=share and cfg.train.prefix_reuse, prefix_grad=cfg.train.prefix_gradient)
