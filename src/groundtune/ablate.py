@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from groundtune.config import RunConfig, load_config, load_run_config, read_yaml
+from groundtune.config import RunConfig, load_config, load_run_config, read_yaml, to_dict
 from groundtune.errors import GroundtuneError
 
 COLUMNS = [  # (set, metric, header)
@@ -114,11 +114,14 @@ def comparable(config: dict) -> dict:
                          for section, keys in SPEED_ONLY.items()}}
 
 
+def trained_with(saved: Path, cfg: RunConfig) -> bool:
+    """Whether the run whose config.yaml is `saved` computed what `cfg` would (speed-only settings aside)."""
+    return comparable(to_dict(load_run_config(saved))) == comparable(to_dict(cfg))
+
+
 def earlier_results(out: Path, rows: list[Row], selected: list[int]) -> dict[int, dict]:
     """Results of the rows not rerun, from OUT/ablation.json, each verified against OUT/runs/row<n>/config.yaml."""
     import json
-
-    from groundtune.config import to_dict
 
     path = out / "ablation.json"
     if not path.is_file():
@@ -133,7 +136,7 @@ def earlier_results(out: Path, rows: list[Row], selected: list[int]) -> dict[int
         if n not in numbered or not measured.is_file():
             raise GroundtuneError(f"row {n} ({row.name}) has no earlier result; run it too", path)
         place(row.config, out, n)
-        if comparable(to_dict(load_run_config(measured))) != comparable(to_dict(row.config)):
+        if not trained_with(measured, row.config):
             raise GroundtuneError(f"row {n} ({row.name}) changed since it was measured; run it too", measured)
         kept[n] = {**numbered[n], "row": n, "name": row.name, "overrides": row.overrides}
     if 0 in numbered and 1 not in selected:

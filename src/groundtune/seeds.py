@@ -17,7 +17,7 @@ import copy
 import json
 from pathlib import Path
 
-from groundtune.ablate import COLUMNS, cell
+from groundtune.ablate import COLUMNS, cell, trained_with
 from groundtune.config import RunConfig
 from groundtune.errors import GroundtuneError
 
@@ -34,22 +34,22 @@ def seeds(cfg: RunConfig, seed_list: list[int], out_dir: str | Path, overwrite: 
     if resume and overwrite:
         raise GroundtuneError("--resume and --overwrite: pass one of them")
     out = Path(out_dir)
-    done = {}  # every run folder is checked before the first one trains
+    configs = {s: seed_config(cfg, s, out) for s in seed_list}
+    dirs = {s: RunDir(out / "runs", f"seed{s}") for s in seed_list}
+    done, resumed = {}, {}  # every run folder is checked before the first one trains
     for s in seed_list:
-        folder = RunDir(out / "runs", f"seed{s}")
-        done[s] = resume and finished_run(folder.final, seed_config(cfg, s, out))
+        done[s] = resume and finished_run(dirs[s].final, configs[s])
+        resumed[s] = resume and not done[s] and dirs[s].last_checkpoint() is not None
         if not done[s]:
-            folder.check(overwrite=overwrite, resume=resume and folder.last_checkpoint() is not None)
+            dirs[s].check(overwrite=overwrite, resume=resumed[s])
     results = []
     for i, s in enumerate(seed_list, start=1):
-        rundir = RunDir(out / "runs", f"seed{s}")
         if done[s]:
-            print(f"[seeds] {i}/{len(seed_list)}: seed {s} finished earlier, read back from {rundir.final}", flush=True)
-            folder = rundir.final
+            print(f"[seeds] {i}/{len(seed_list)}: seed {s} finished earlier, read back from {dirs[s].final}", flush=True)
+            folder = dirs[s].final
         else:
             print(f"[seeds] {i}/{len(seed_list)}: seed {s}", flush=True)
-            folder = run(seed_config(cfg, s, out), resume=resume and rundir.last_checkpoint() is not None,
-                         overwrite=overwrite)
+            folder = run(configs[s], resume=resumed[s], overwrite=overwrite)
         report = json.loads((folder / "eval" / "report.json").read_text(encoding="utf-8"))
         manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
         if not keep_weights:
@@ -67,16 +67,13 @@ def seeds(cfg: RunConfig, seed_list: list[int], out_dir: str | Path, overwrite: 
 def finished_run(folder: Path, cfg: RunConfig) -> bool:
     """Whether `folder` holds this seed's finished, evaluated run: False when there is none; an error when the
     folder was trained with another config or never evaluated (only --overwrite may replace it)."""
-    from groundtune.ablate import comparable
-    from groundtune.config import load_run_config, to_dict
-
     if not folder.exists():
         return False
     saved = folder / "config.yaml"
     if not saved.is_file() or not (folder / "eval" / "report.json").is_file() or not (folder / "manifest.json").is_file():
         raise GroundtuneError("--resume: this run folder is not a finished, evaluated run; pass --overwrite to "
                               "train it again", folder)
-    if comparable(to_dict(load_run_config(saved))) != comparable(to_dict(cfg)):
+    if not trained_with(saved, cfg):
         raise GroundtuneError("--resume: this seed was trained with another config; pass --overwrite to train it "
                               "again, or another --out", saved)
     return True
