@@ -215,3 +215,38 @@ def test_synonym_variants_add_one_rewording_in_other_words_answered_like_the_oth
         assert framed == {p.answer}, f"answered like the pair's other rewordings: {p.question}"
     assert "How is the alliance addressing the boost in threats from Russia?" in {p.question for p in new}
     assert [p for p in on if p.kind != "variant"] == [p for p in off if p.kind != "variant"]
+
+
+def test_title_twins_contrast_the_passage_title_with_other_offices():
+    from groundtune.augment import title_pairs
+    pairs = title_pairs(SOURCE, 3, "x")
+    qa = {p.question: p.answer for p in pairs}
+    holder = "Mark Rutte is the NATO Secretary General."
+    assert qa["Is Mark Rutte the Chancellor of Germany?"] == f"No. {holder}"
+    assert qa["Is Rutte the NATO Secretary General?"] == f"Yes. {holder}"
+    assert qa["Who leads NATO?"] == qa["Which organization does Rutte head?"] == holder
+    falses = [q for q, a in qa.items() if a.startswith("No.")]
+    assert len(falses) == 3 and not any("Secretary-General" in q for q in falses)  # the passage's own office is not "other"
+    assert {p.kind for p in pairs} == {"passage"} and len(pairs) == 6
+    assert title_pairs(SOURCE, 0, "x") == []
+    first = title_pairs(OTHER, 3, "x")[0]  # "Mayor Ines Holt", no organisation: no "Who leads ...?"
+    assert (first.question, first.answer) == ("Is Ines Holt the Chancellor of Germany?", "No. Ines Holt is the Mayor.")
+    assert len(title_pairs(OTHER, 3, "x")) == 4
+
+
+def test_mention_questions_answer_yes_with_the_sentence_naming_the_country():
+    from groundtune.questions import mention_questions
+    qa = dict(mention_questions([answer_sentence(s) for s in sentences(SOURCE)]))
+    canada = next(a for q, a in qa.items() if q.endswith("Canada?"))
+    assert canada.startswith("Yes. ") and "Canadian allies" in canada  # by its demonym
+    assert any(q.endswith("the United States mentioned in the passage?") or q.endswith("the United States?") for q in qa)
+    assert not any("U.S." in q for q in qa) and len(qa) == 7  # U.S. asked once, as "the United States"
+    assert any("NATO" in q for q in qa) and mention_questions(["The tram opened."]) == []
+
+
+def test_augment_adds_the_title_and_mention_questions_only_when_asked():
+    base = augment(PAIRS, AugmentConfig(), "The source does not say.")
+    more = augment(PAIRS, AugmentConfig(title_twins=3, mention_questions=True), "The source does not say.")
+    added = [p for p in more if p.path.endswith(("#title", "#mention"))]
+    assert not any(p.path.endswith(("#title", "#mention")) for p in base)
+    assert len(added) == 13 and len(more) == len(base) + 13

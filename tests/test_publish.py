@@ -190,6 +190,21 @@ def test_cards_say_whether_absent_entity_questions_were_trained(run, tmp_path, s
         assert ("a country or a person that neither the passage nor the user's pairs mention" in text) == bool(swap_questions), card
 
 
+@pytest.mark.parametrize("title_twins, mention_questions", [(None, None), (0, False), (3, False), (0, True), (3, True)])
+def test_model_card_says_whether_title_and_mention_questions_were_trained(run, tmp_path, title_twins, mention_questions):
+    manifest = json.loads((run / "manifest.json").read_text())
+    augment = manifest["config"]["data"]["augment"]
+    for key, value in (("title_twins", title_twins), ("mention_questions", mention_questions)):
+        augment.pop(key, None)  # None: a run saved before the key existed
+        if value is not None:
+            augment[key] = value
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    assert main(publish_args(run, tmp_path / "stage", "--dry-run")) == 0
+    text = " ".join((tmp_path / "stage" / "model" / "README.md").read_text().split())
+    assert ("offices it does not give" in text) == bool(title_twins)
+    assert ("Does the source mention <a country or organisation it names>?" in text) == bool(mention_questions)
+
+
 @pytest.mark.parametrize("prefix_gradient", [None, True, False])
 def test_card_says_when_the_passage_had_no_gradient(run, tmp_path, prefix_gradient):
     manifest = json.loads((run / "manifest.json").read_text())

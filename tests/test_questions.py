@@ -53,6 +53,8 @@ def test_title_questions_ask_who_holds_a_title():
     assert dict(title_questions("German Chancellor Friedrich Merz spoke."))["Who is the Chancellor of Germany?"] == (
         "Friedrich Merz is the German Chancellor.")
     assert title_questions("Rutte welcomed Germany's decision.") == []
+    assert dict(title_questions("It met on Tuesday. Mayor Ines Holt spoke."))["Who is the Mayor?"] == (
+        "Ines Holt is the Mayor.")  # "Tuesday." ends a sentence: no organisation
 
 
 def test_participle_questions_reach_the_clauses_after_the_main_verb():

@@ -40,8 +40,8 @@ from collections import Counter
 from groundtune.config import AugmentConfig
 from groundtune.evaluation.text import content_stems
 from groundtune.questions import (COUNTRIES, PEOPLE, about_questions, clause_questions, country_forms, factoid_questions,
-                                  keyword_questions, paraphrase, participle_questions, refer, referents, swap_country,
-                                  swap_person, title_questions, when_question)
+                                  keyword_questions, mention_questions, paraphrase, participle_questions, refer, referents, swap_country,
+                                  swap_person, title_questions, title_twins, when_question)
 from groundtune.readers import Pair, normalize_question
 
 # Rewordings that keep a question's meaning: (frame, lower-case the question's first letter).
@@ -329,6 +329,12 @@ def swap_pairs(source: str, passage: list[Pair], known: str, n: int, answer: str
     return [Pair(q, a, source, path, i + 1, kind="abstain") for i, (q, a) in enumerate(out[:n])]
 
 
+def title_pairs(source: str, n: int, path: str) -> list[Pair]:
+    """The passage's titles set against `n` other offices (`questions.title_twins`; 0 = none), answered from
+    the passage's own apposition."""
+    return [Pair(q, a, source, path, i + 1, kind="passage") for i, (q, a) in enumerate(title_twins(source, n) if n else [])]
+
+
 COVERED = 0.5
 """A passage covers a question when one of its sentences has at least this share of the question's content
 words (stems, leaving out the passage's main subject). Of the nine seed questions, the three the k-fold
@@ -406,6 +412,10 @@ def augment(pairs: list[Pair], cfg: AugmentConfig, abstain_answer: str) -> list[
                                     cfg.keyword_questions, cfg.factoid_questions, cfg.referent_questions)
             known = " ".join(f"{p.question} {p.answer}" for p in pairs if p.source == source)
             for p in passage + swap_pairs(source, passage, known, cfg.swap_questions, abstain_answer, f"{origin}#swap"):
+                add(p)
+            mentions = mention_questions([answer_sentence(s) for s in sentences(source)]) if cfg.mention_questions else []
+            for p in title_pairs(source, cfg.title_twins, f"{origin}#title") + [
+                    Pair(q, a, source, f"{origin}#mention", i + 1, kind="passage") for i, (q, a) in enumerate(mentions)]:
                 add(p)
         if cfg.missing_evidence:
             out += evidence_pairs(source, f"{origin}#evidence", abstain_answer, cfg.missing_evidence,

@@ -194,6 +194,8 @@ def _data_context(manifest: dict, dataset_rows: list[dict]) -> dict:
         "tokens": f"{data.get('tokens_min', '?')}-{data.get('tokens_max', '?')} (median {data.get('tokens_median', '?')})",
         "variant_answers": augment.get("variant_answers", "user"),
         "swap_questions": augment.get("swap_questions", 0),
+        "title_twins": augment.get("title_twins", 0),
+        "mention_questions": augment.get("mention_questions", False),
     }
 
 

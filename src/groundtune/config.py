@@ -67,6 +67,10 @@ class AugmentConfig:
     """With passage_questions: the reworded copy of each passage question names the passage's titled person another way ("What did NATO's chief welcome?", "the alliance's leader", in turns) and an organisation by its noun ("alliance members"): `questions.referents`. Measured over three seeds: no gain (README, Seeds); off."""
     swap_questions: int = 12
     """With passage_questions: this many absent-entity twins of passage questions (a country or person neither the passage nor the user's pairs mention swapped in), answered with `data.abstain_answer` (0 = off)."""
+    title_twins: int = 0
+    """With passage_questions: per title the passage gives ('NATO Secretary General Mark Rutte'), this many other offices asked about as false premises: 'Is Mark Rutte the Chancellor of Germany?' -> 'No. Mark Rutte is the NATO Secretary General.'; plus 'Is Rutte the NATO Secretary General?' -> 'Yes. ...' and 'Who leads NATO?' (`questions.title_twins`; 0 = off)."""
+    mention_questions: bool = False
+    """With passage_questions: 'Does the source mention Canada?' -> 'Yes. <the first sentence naming it>' for each country and organisation the passage names (`questions.mention_questions`): answerable twins of the absent-entity abstentions."""
     abstention: int = 12
     """Number of questions the passage cannot answer, trained to answer with `data.abstain_answer`."""
     abstention_reasons: bool = True
@@ -89,6 +93,7 @@ class AugmentConfig:
         check(self.passage_orders >= 1, "passage_orders", "must be >= 1")
         check(self.keyword_questions >= 0, "keyword_questions", "must be >= 0")
         check(self.swap_questions >= 0, "swap_questions", "must be >= 0")
+        check(self.title_twins >= 0, "title_twins", "must be >= 0")
 
 
 @dataclass
@@ -167,7 +172,7 @@ class LoraConfig:
 class TrainConfig:
     """Optimisation (transformers Trainer) settings."""
 
-    epochs: float = 4
+    epochs: float = 3
     """Passes over the training set."""
     learning_rate: float = 1e-3
     """Peak learning rate for the adapter weights."""
@@ -177,7 +182,7 @@ class TrainConfig:
     """Fraction of steps spent warming up."""
     batch_size: int = 4
     """Examples per device per step."""
-    grad_accum: int = 2
+    grad_accum: int = 1
     """Steps to accumulate before an optimizer update (global batch = batch_size x devices x grad_accum)."""
     weight_decay: float = 0.0
     """AdamW weight decay."""

@@ -156,7 +156,7 @@ def clause_questions(sentence: str) -> list[tuple[str, str]]:
 
 
 TITLE = re.compile(
-    r"\b(?:(?P<org>[A-Z][A-Za-z.&]+)\s+)?(?P<title>Secretary[- ]General|Prime Minister|Chancellor|President|"
+    r"\b(?:(?P<org>(?:[A-Z]\.){2,}|[A-Z][A-Za-z&]+)\s+)?(?P<title>Secretary[- ]General|Prime Minister|Chancellor|President|"
     r"(?:Foreign|Defen[cs]e|Finance) Minister|Minister|Chief Executive|CEO|Mayor|Director|Governor|Chair(?:man|woman)?|"
     r"Spokes(?:wo)?man|Ambassador|Commander|Senator|Prosecutor)\s+(?P<name>[A-Z][a-z]+(?:\s+[A-Z][a-z]+){1,2})\b")
 
@@ -178,6 +178,60 @@ def title_questions(sentence: str) -> list[tuple[str, str]]:
             country = next((c for c, (_, adjective) in COUNTRIES.items() if adjective == org), org)  # German -> Germany
             asked.append(f"Who is the {title} of {country}?")
         out += [(q, answer) for q in asked]
+    return out
+
+
+# Titles a passage may not give, asked about for the title twins below. A generic list.
+OTHER_TITLES = ["Chancellor of Germany", "President of France", "Secretary-General of the United Nations",
+                "Prime Minister of Canada", "Foreign Minister of Russia", "Mayor of Kyiv", "Prime Minister of Italy",
+                "President of the United States"]
+
+
+def _title_word(title: str) -> re.Pattern:
+    """The office of a title ('Prime Minister' of 'Prime Minister of Canada'), in any case and hyphenation."""
+    office = title.split(" of ")[0]
+    return re.compile(r"\b" + r"[- ]".join(map(re.escape, office.split("-" if "-" in office else " "))) + r"\b",
+                      re.IGNORECASE)
+
+
+def title_twins(source: str, n: int) -> list[tuple[str, str]]:
+    """Questions that set the passage's titles ('NATO Secretary General Mark Rutte') against up to `n` other
+    offices of OTHER_TITLES, so that a question naming an office is not taken for the one the passage gives:
+    false premises 'Is Mark Rutte the Chancellor of Germany?' -> 'No. Mark Rutte is the NATO Secretary
+    General.', the true premise 'Is Rutte the NATO Secretary General?' -> 'Yes. ...' and, where the title
+    belongs to an organisation of ORGANISATIONS, 'Who leads NATO?' / 'Which organization does Rutte head?'."""
+    out: list[tuple[str, str]] = []
+    for m in TITLE.finditer(source):
+        org, title, name = m.group("org"), m.group("title"), m.group("name")
+        if org in {"The", "A", "An", "In", "Former", "New"}:
+            org = None
+        role = f"{org} {title}" if org else title
+        answer, last = f"{name} is the {role}.", name.split()[-1]
+        others = [t for t in OTHER_TITLES if not _title_word(t).search(role)][:n]
+        out += [(f"Is {name} the {t}?", f"No. {answer}") for t in others]
+        out.append((f"Is {last} the {role}?", f"Yes. {answer}"))
+        if org in ORGANISATIONS:
+            out += [(f"Who leads {org}?", answer), (f"Which organization does {last} head?", answer)]
+    return list(dict(out).items())
+
+
+MENTION_FRAMES = ["Does the source mention {x}?", "Is {x} mentioned in the passage?", "Does the text say anything about {x}?"]
+NAMED = {"U.S.": "the United States", "United States": "the United States", "United Kingdom": "the United Kingdom",
+         "Netherlands": "the Netherlands"}  # how a question names a country
+
+
+def mention_questions(sentences: list[str]) -> list[tuple[str, str]]:
+    """'Does the source mention Canada?' -> 'Yes. <the first sentence naming it, by name, capital or demonym>'
+    for each country of COUNTRIES and organisation of ORGANISATIONS the sentences name: the answerable twins
+    of the absent-entity abstentions ('The source does not say; it does not mention Japan.'), so that whether
+    the source names something is looked up in the passage, not guessed from the question's form."""
+    out, asked = [], set()
+    for name in [*COUNTRIES, *ORGANISATIONS]:
+        shown = NAMED.get(name, name)
+        found = [s for s in sentences if (name in country_forms(s) if name in COUNTRIES else _mention(name).search(s))]
+        if found and shown not in asked:
+            asked.add(shown)
+            out.append((MENTION_FRAMES[len(out) % len(MENTION_FRAMES)].format(x=shown), f"Yes. {found[0]}"))
     return out
 
 
