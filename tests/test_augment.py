@@ -250,3 +250,22 @@ def test_augment_adds_the_title_and_mention_questions_only_when_asked():
     added = [p for p in more if p.path.endswith(("#title", "#mention"))]
     assert not any(p.path.endswith(("#title", "#mention")) for p in base)
     assert len(added) == 13 and len(more) == len(base) + 13
+
+
+def test_unstated_questions_ask_for_reactions_and_names_the_passage_does_not_give():
+    from groundtune.augment import unstated_pairs
+    pairs = unstated_pairs(SOURCE, "The source does not say.", "x")
+    qa = {p.question: p.answer for p in pairs}
+    assert all(p.kind == "abstain" for p in pairs)
+    assert qa["Which Ukrainian officials does the source name?"] == (
+        "The source does not say; it does not give the Ukrainian officials by name.")
+    reactions = [q for q in qa if "react" in q or "response" in q]
+    parties = [re.search(r"(?:did|How did) (.+?) (?:react|give)", q).group(1) for q in reactions]
+    assert len(parties) == len(set(parties)) >= 4  # one party per sentence, none asked twice
+    assert all(qa[q] == f"The source does not say; it does not say how {x} reacted." for q, x in zip(reactions, parties))
+    assert not any("Rutte react" in q for q in qa)  # the subject is not asked about itself
+    reported = SOURCE + " Moscow responded angrily."
+    assert not any("react" in p.question for p in unstated_pairs(reported, "No.", "x"))  # a reaction is reported
+    base = augment(PAIRS, AugmentConfig(), "The source does not say.")
+    more = augment(PAIRS, AugmentConfig(unstated_questions=True), "The source does not say.")
+    assert not any(p.path.endswith("#unstated") for p in base) and len(more) == len(base) + len(pairs)

@@ -205,6 +205,19 @@ def test_model_card_says_whether_title_and_mention_questions_were_trained(run, t
     assert ("Does the source mention <a country or organisation it names>?" in text) == bool(mention_questions)
 
 
+@pytest.mark.parametrize("unstated", [None, False, True])
+def test_model_card_says_whether_unstated_details_were_trained(run, tmp_path, unstated):
+    manifest = json.loads((run / "manifest.json").read_text())
+    augment = manifest["config"]["data"]["augment"]
+    augment.pop("unstated_questions", None)  # None: a run saved before the key existed
+    if unstated is not None:
+        augment["unstated_questions"] = unstated
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    assert main(publish_args(run, tmp_path / "stage", "--dry-run")) == 0
+    text = " ".join((tmp_path / "stage" / "model" / "README.md").read_text().split())
+    assert ("details a sentence names without giving" in text) == bool(unstated)
+
+
 @pytest.mark.parametrize("prefix_gradient", [None, True, False])
 def test_card_says_when_the_passage_had_no_gradient(run, tmp_path, prefix_gradient):
     manifest = json.loads((run / "manifest.json").read_text())

@@ -40,7 +40,7 @@ from collections import Counter
 from groundtune.config import AugmentConfig
 from groundtune.evaluation.text import content_stems
 from groundtune.questions import (COUNTRIES, PEOPLE, about_questions, clause_questions, country_forms, factoid_questions,
-                                  keyword_questions, mention_questions, paraphrase, participle_questions, refer, referents, swap_country,
+                                  keyword_questions, mention_questions, paraphrase, unstated_questions, participle_questions, refer, referents, swap_country,
                                   swap_person, title_questions, title_twins, when_question)
 from groundtune.readers import Pair, normalize_question
 
@@ -335,6 +335,19 @@ def title_pairs(source: str, n: int, path: str) -> list[Pair]:
     return [Pair(q, a, source, path, i + 1, kind="passage") for i, (q, a) in enumerate(title_twins(source, n) if n else [])]
 
 
+def unstated_pairs(source: str, answer: str, path: str) -> list[Pair]:
+    """Per passage sentence, the details it names without giving (`questions.unstated_questions`: another
+    party's reaction, unless the passage reports one, and the names of a group), answered "<answer>; it does
+    not say how Russia reacted."."""
+    stem, subject = answer.rstrip("."), main_entities(source)[0]
+    out, asked = [], set()
+    for i, sent in enumerate(sentences(source)):
+        for q, missing in unstated_questions(answer_sentence(sent), subject, source, turn=i, asked=asked):
+            verb = "say" if missing.startswith("how") else "give"
+            out.append(Pair(q, f"{stem}; it does not {verb} {missing}.", source, path, i + 1, kind="abstain"))
+    return out
+
+
 COVERED = 0.5
 """A passage covers a question when one of its sentences has at least this share of the question's content
 words (stems, leaving out the passage's main subject). Of the nine seed questions, the three the k-fold
@@ -414,6 +427,8 @@ def augment(pairs: list[Pair], cfg: AugmentConfig, abstain_answer: str) -> list[
             for p in passage + swap_pairs(source, passage, known, cfg.swap_questions, abstain_answer, f"{origin}#swap"):
                 add(p)
             mentions = mention_questions([answer_sentence(s) for s in sentences(source)]) if cfg.mention_questions else []
+            for p in unstated_pairs(source, abstain_answer, f"{origin}#unstated") if cfg.unstated_questions else []:
+                add(p)
             for p in title_pairs(source, cfg.title_twins, f"{origin}#title") + [
                     Pair(q, a, source, f"{origin}#mention", i + 1, kind="passage") for i, (q, a) in enumerate(mentions)]:
                 add(p)

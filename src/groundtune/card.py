@@ -196,6 +196,7 @@ def _data_context(manifest: dict, dataset_rows: list[dict]) -> dict:
         "swap_questions": augment.get("swap_questions", 0),
         "title_twins": augment.get("title_twins", 0),
         "mention_questions": augment.get("mention_questions", False),
+        "unstated_questions": augment.get("unstated_questions", False),
     }
 
 

@@ -235,6 +235,36 @@ def mention_questions(sentences: list[str]) -> list[tuple[str, str]]:
     return out
 
 
+# Plural nouns for people or bodies a news passage often leaves unnamed ("Ukrainian officials"). A generic list.
+GROUP_NOUNS = ["officials", "leaders", "diplomats", "ministers", "lawmakers", "members", "allies", "troops",
+               "soldiers", "experts", "negotiators", "countries", "companies", "governments"]
+RESPONSE = re.compile(r"\b(?:responded|reacted|replied|retorted|in response|reaction)\b", re.IGNORECASE)  # a reported reaction
+REACTION_FRAMES = ["How did {x} react to what {s} said?", "What response did {x} give to {s}?"]
+
+
+def unstated_questions(sentence: str, subject: str, known: str, turn: int = 0, asked: set | None = None
+                       ) -> list[tuple[str, str]]:
+    """(question, what the answer says is missing) for two details a news sentence names without giving them:
+    how another party it names reacted ('How did Russia react to what Rutte said?' -> 'how Russia reacted'),
+    unless `known` (the passage) reports a reaction at all; and who the unnamed members of a
+    group are ('Ukrainian officials' -> 'Which Ukrainian officials does the source name?' -> 'the Ukrainian
+    officials by name'). `turn` picks the wording and `asked` (updated) the parties already asked about, so
+    that a passage's sentences vary."""
+    asked = set() if asked is None else asked
+    out = []
+    parties = [NAMED.get(c, c) for c in COUNTRIES if c in country_forms(sentence) and c not in subject]
+    parties = list(dict.fromkeys(parties))
+    if parties and not RESPONSE.search(known):
+        x = next((p for p in parties if p not in asked), parties[turn % len(parties)])
+        asked.add(x)
+        out.append((REACTION_FRAMES[turn % len(REACTION_FRAMES)].format(x=x, s=subject), f"how {x} reacted"))
+    heads = "|".join(re.escape(n) for n in sorted([*DEMONYMS, *ORGANISATIONS], key=len, reverse=True))
+    for m in re.finditer(rf"(?<![\w.])(?P<who>{heads})\s+(?P<noun>{'|'.join(GROUP_NOUNS)})\b", sentence):
+        group = f"{m.group('who')} {m.group('noun')}"
+        out.append((f"Which {group} does the source name?", f"the {group} by name"))
+    return out
+
+
 def when_question(sentence: str) -> str | None:
     """'When did Rutte welcome Germany's decision to ...?' for a clause with an object, else None."""
     c = parse_clause(sentence)
