@@ -40,8 +40,9 @@ from collections import Counter
 from groundtune.config import AugmentConfig
 from groundtune.evaluation.text import content_stems
 from groundtune.questions import (COUNTRIES, PEOPLE, about_questions, clause_questions, country_forms, factoid_questions,
-                                  keyword_questions, mention_questions, paraphrase, unstated_questions, participle_questions, refer, referents, swap_country,
-                                  swap_person, title_questions, title_twins, when_question)
+                                  keyword_questions, mention_questions, paraphrase, participle_questions, refer, referents,
+                                  swap_country, swap_person, title_questions, title_twins, unstated_questions,
+                                  when_question)
 from groundtune.readers import Pair, normalize_question
 
 # Rewordings that keep a question's meaning: (frame, lower-case the question's first letter).
@@ -335,6 +336,13 @@ def title_pairs(source: str, n: int, path: str) -> list[Pair]:
     return [Pair(q, a, source, path, i + 1, kind="passage") for i, (q, a) in enumerate(title_twins(source, n) if n else [])]
 
 
+def mention_pairs(source: str, path: str) -> list[Pair]:
+    """'Does the source mention Canada?' -> 'Yes. <the first sentence naming it>' for each country and
+    organisation the passage names (`questions.mention_questions`)."""
+    asked = mention_questions([answer_sentence(s) for s in sentences(source)])
+    return [Pair(q, a, source, path, i + 1, kind="passage") for i, (q, a) in enumerate(asked)]
+
+
 def unstated_pairs(source: str, answer: str, path: str) -> list[Pair]:
     """Per passage sentence, the details it names without giving (`questions.unstated_questions`: another
     party's reaction, unless the passage reports one, and the names of a group), answered "<answer>; it does
@@ -426,11 +434,9 @@ def augment(pairs: list[Pair], cfg: AugmentConfig, abstain_answer: str) -> list[
             known = " ".join(f"{p.question} {p.answer}" for p in pairs if p.source == source)
             for p in passage + swap_pairs(source, passage, known, cfg.swap_questions, abstain_answer, f"{origin}#swap"):
                 add(p)
-            mentions = mention_questions([answer_sentence(s) for s in sentences(source)]) if cfg.mention_questions else []
-            for p in unstated_pairs(source, abstain_answer, f"{origin}#unstated") if cfg.unstated_questions else []:
-                add(p)
-            for p in title_pairs(source, cfg.title_twins, f"{origin}#title") + [
-                    Pair(q, a, source, f"{origin}#mention", i + 1, kind="passage") for i, (q, a) in enumerate(mentions)]:
+            for p in ((unstated_pairs(source, abstain_answer, f"{origin}#unstated") if cfg.unstated_questions else [])
+                      + title_pairs(source, cfg.title_twins, f"{origin}#title")
+                      + (mention_pairs(source, f"{origin}#mention") if cfg.mention_questions else [])):
                 add(p)
         if cfg.missing_evidence:
             out += evidence_pairs(source, f"{origin}#evidence", abstain_answer, cfg.missing_evidence,

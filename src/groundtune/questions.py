@@ -161,15 +161,23 @@ TITLE = re.compile(
     r"Spokes(?:wo)?man|Ambassador|Commander|Senator|Prosecutor)\s+(?P<name>[A-Z][a-z]+(?:\s+[A-Z][a-z]+){1,2})\b")
 
 
+def appositions(text: str) -> list[tuple[str | None, str, str]]:
+    """(organisation or None, title, name) for each title before a name ('NATO Secretary General Mark Rutte' ->
+    ('NATO', 'Secretary General', 'Mark Rutte')); a capitalised article or adjective before the title is no
+    organisation ('The Chancellor ...', 'Former President ...')."""
+    out = []
+    for m in TITLE.finditer(text):
+        org = m.group("org")
+        out.append((None if org in {"The", "A", "An", "In", "Former", "New"} else org, m.group("title"), m.group("name")))
+    return out
+
+
 def title_questions(sentence: str) -> list[tuple[str, str]]:
     """Who holds a title the sentence gives ('NATO Secretary General Mark Rutte'), asked both ways and
     answered with that apposition only: 'Who is the Secretary General of NATO?' -> 'Mark Rutte is the NATO
     Secretary General.'"""
     out = []
-    for m in TITLE.finditer(sentence):
-        org, title, name = m.group("org"), m.group("title"), m.group("name")
-        if org in {"The", "A", "An", "In", "Former", "New"}:
-            org = None
+    for org, title, name in appositions(sentence):
         role = f"{org} {title}" if org else title
         answer = f"{name} is the {role}."
         last = name.split()[-1]
@@ -201,10 +209,7 @@ def title_twins(source: str, n: int) -> list[tuple[str, str]]:
     General.', the true premise 'Is Rutte the NATO Secretary General?' -> 'Yes. ...' and, where the title
     belongs to an organisation of ORGANISATIONS, 'Who leads NATO?' / 'Which organization does Rutte head?'."""
     out: list[tuple[str, str]] = []
-    for m in TITLE.finditer(source):
-        org, title, name = m.group("org"), m.group("title"), m.group("name")
-        if org in {"The", "A", "An", "In", "Former", "New"}:
-            org = None
+    for org, title, name in appositions(source):
         role = f"{org} {title}" if org else title
         answer, last = f"{name} is the {role}.", name.split()[-1]
         others = [t for t in OTHER_TITLES if not _title_word(t).search(role)][:n]
@@ -440,10 +445,7 @@ def referents(source: str) -> dict[str, list[str]]:
     Mark Rutte' -> {'Rutte': ["NATO's chief", "the alliance's leader", 'the NATO Secretary General', ...]}.
     Built from the passage's own title appositions, HEADS and the ORGANISATIONS gazetteer."""
     out: dict[str, list[str]] = {}
-    for m in TITLE.finditer(source):
-        org, title, name = m.group("org"), m.group("title"), m.group("name")
-        if org in {"The", "A", "An", "In", "Former", "New"}:
-            org = None
+    for org, title, name in appositions(source):
         forms = [f"the {title}", name]
         if org:
             nick = ORGANISATIONS.get(org)
