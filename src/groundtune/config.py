@@ -72,7 +72,7 @@ class AugmentConfig:
     mention_questions: bool = False
     """With passage_questions: 'Does the source mention Canada?' -> 'Yes. <the first sentence naming it>' for each country and organisation the passage names (`questions.mention_questions`): answerable twins of the absent-entity abstentions."""
     unstated_questions: bool = False
-    """With passage_questions: per passage sentence, questions about details it names without giving, answered with `data.abstain_answer`: how another party it names reacted ('How did Russia react to what Rutte said?'; not when the passage or the user's pairs report reactions) and who an unnamed group is ('Which Ukrainian officials does the source name?'); `questions.unstated_questions`."""
+    """With passage_questions: per passage sentence, questions about details it names without giving, answered with `data.abstain_answer`: how another party it names reacted ('How did Russia react to what Rutte said?'; not when the passage reports a reaction) and who an unnamed group is ('Which Ukrainian officials does the source name?'); `questions.unstated_questions`."""
     abstention: int = 12
     """Number of questions the passage cannot answer, trained to answer with `data.abstain_answer`."""
     abstention_reasons: bool = True

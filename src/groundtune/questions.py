@@ -198,8 +198,7 @@ OTHER_TITLES = ["Chancellor of Germany", "President of France", "Secretary-Gener
 def _title_word(title: str) -> re.Pattern:
     """The office of a title ('Prime Minister' of 'Prime Minister of Canada'), in any case and hyphenation."""
     office = title.split(" of ")[0]
-    return re.compile(r"\b" + r"[- ]".join(map(re.escape, office.split("-" if "-" in office else " "))) + r"\b",
-                      re.IGNORECASE)
+    return re.compile(r"\b" + r"[- ]".join(map(re.escape, re.split(r"[- ]", office))) + r"\b", re.IGNORECASE)
 
 
 def title_twins(source: str, n: int) -> list[tuple[str, str]]:
@@ -231,9 +230,11 @@ def mention_questions(sentences: list[str]) -> list[tuple[str, str]]:
     of the absent-entity abstentions ('The source does not say; it does not mention Japan.'), so that whether
     the source names something is looked up in the passage, not guessed from the question's form."""
     out, asked = [], set()
+    countries = [country_forms(s) for s in sentences]
     for name in [*COUNTRIES, *ORGANISATIONS]:
         shown = NAMED.get(name, name)
-        found = [s for s in sentences if (name in country_forms(s) if name in COUNTRIES else _mention(name).search(s))]
+        found = [s for s, named in zip(sentences, countries)
+                 if (name in named if name in COUNTRIES else _mention(name).search(s))]
         if found and shown not in asked:
             asked.add(shown)
             out.append((MENTION_FRAMES[len(out) % len(MENTION_FRAMES)].format(x=shown), f"Yes. {found[0]}"))
@@ -257,14 +258,13 @@ def unstated_questions(sentence: str, subject: str, known: str, turn: int = 0, a
     that a passage's sentences vary."""
     asked = set() if asked is None else asked
     out = []
-    parties = [NAMED.get(c, c) for c in COUNTRIES if c in country_forms(sentence) and c not in subject]
-    parties = list(dict.fromkeys(parties))
+    named = country_forms(sentence)
+    parties = list(dict.fromkeys(NAMED.get(c, c) for c in COUNTRIES if c in named and c not in subject))
     if parties and not RESPONSE.search(known):
         x = next((p for p in parties if p not in asked), parties[turn % len(parties)])
         asked.add(x)
         out.append((REACTION_FRAMES[turn % len(REACTION_FRAMES)].format(x=x, s=subject), f"how {x} reacted"))
-    heads = "|".join(re.escape(n) for n in sorted([*DEMONYMS, *ORGANISATIONS], key=len, reverse=True))
-    for m in re.finditer(rf"(?<![\w.])(?P<who>{heads})\s+(?P<noun>{'|'.join(GROUP_NOUNS)})\b", sentence):
+    for m in UNNAMED_GROUP.finditer(sentence):
         group = f"{m.group('who')} {m.group('noun')}"
         out.append((f"Which {group} does the source name?", f"the {group} by name"))
     return out
@@ -359,6 +359,9 @@ DEMONYMS = {adjective: country for country, (_, adjective) in COUNTRIES.items()}
 COUNTRY_MENTION = re.compile(  # a country or demonym, possibly possessive, and the clause after it
     rf"(?<![\w.])(?P<name>{'|'.join(re.escape(n) for n in sorted([*COUNTRIES, *DEMONYMS], key=len, reverse=True))})"
     r"(?P<pos>['’]s)?(?!\w)(?=\s+(?P<rest>[^,;]+))")
+UNNAMED_GROUP = re.compile(  # a demonym or organisation before a group noun: "Ukrainian officials", "NATO members"
+    rf"(?<![\w.])(?P<who>{'|'.join(re.escape(n) for n in sorted([*DEMONYMS, *ORGANISATIONS], key=len, reverse=True))})"
+    rf"\s+(?P<noun>{'|'.join(GROUP_NOUNS)})\b")
 
 
 def _noun_phrase(text: str, max_words: int, inner: frozenset = frozenset()) -> str:
