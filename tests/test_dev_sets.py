@@ -1,5 +1,5 @@
 """The held-out question sets (data/dev.jsonl, data/unanswerable.jsonl, data/holdout.jsonl, data/confirm.jsonl,
-data/fourth.jsonl) are well formed, blind and grounded.
+data/fourth.jsonl, data/fifth.jsonl) are well formed, blind and grounded.
 
 Blind: no question repeats (or nearly repeats) a training question of the seed file. Grounded: every key fact
 of an answerable question can be found in the passage or in the reference answer, so a scorer that looks for
@@ -22,8 +22,9 @@ UNANSWERABLE = REPO / "data" / "unanswerable.jsonl"
 HOLDOUT = REPO / "data" / "holdout.jsonl"
 CONFIRM = REPO / "data" / "confirm.jsonl"
 FOURTH = REPO / "data" / "fourth.jsonl"
+FIFTH = REPO / "data" / "fifth.jsonl"
 SETS = {"dev": (DEV, True), "unans": (UNANSWERABLE, False), "hold": (HOLDOUT, None),
-        "conf": (CONFIRM, None), "four": (FOURTH, None)}  # None: both kinds
+        "conf": (CONFIRM, None), "four": (FOURTH, None), "five": (FIFTH, None)}  # None: both kinds
 FIELDS = {"id": str, "question": str, "answer": str, "answerable": bool, "key_facts": list}
 NEAR_COPY = 0.8  # difflib ratio above which a question counts as a reworded copy of a training question
 
@@ -86,7 +87,7 @@ def test_questions_are_not_training_questions(prefix, seed):
             assert ratio < NEAR_COPY, f"{row['id']} is a near copy ({ratio:.2f}) of {t!r}"
 
 
-@pytest.mark.parametrize("path", [DEV, HOLDOUT, CONFIRM, FOURTH])
+@pytest.mark.parametrize("path", [DEV, HOLDOUT, CONFIRM, FOURTH, FIFTH])
 def test_answerable_key_facts_are_grounded(seed, path):
     passage, _ = seed
     for row in rows(path):
@@ -101,7 +102,7 @@ def test_answerable_key_facts_are_grounded(seed, path):
 
 
 def test_unanswerable_rows_have_no_key_facts_and_say_so():
-    for row in rows(UNANSWERABLE) + [r for path in (HOLDOUT, CONFIRM, FOURTH) for r in rows(path) if not r["answerable"]]:
+    for row in rows(UNANSWERABLE) + [r for path in (HOLDOUT, CONFIRM, FOURTH, FIFTH) for r in rows(path) if not r["answerable"]]:
         assert row["key_facts"] == [], row["id"]
         assert row["answer"].startswith("The source does not say"), row["id"]
 
@@ -113,8 +114,9 @@ def test_set_sizes():
     assert sum(holdout) >= 20 and holdout.count(False) >= 10
     confirm = [r["answerable"] for r in rows(CONFIRM)]
     assert sum(confirm) >= 25 and confirm.count(False) >= 12
-    fourth = [r["answerable"] for r in rows(FOURTH)]
-    assert sum(fourth) >= 25 and fourth.count(False) >= 12
+    for path in (FOURTH, FIFTH):
+        answerable = [r["answerable"] for r in rows(path)]
+        assert sum(answerable) >= 25 and answerable.count(False) >= 12, path.name
 
 
 @pytest.mark.parametrize("prefix", SETS)
