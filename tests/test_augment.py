@@ -1,7 +1,7 @@
 import re
 
-from groundtune.augment import (abstention_pairs, answer_sentence, augment, cloze_questions, evidence_pairs,
-                                grounded_answer, main_entities, passage_covers, passage_pairs, reword, sentences)
+from groundtune.augment import (abstention_pairs, answer_sentence, augment, cloze_questions, compound_pairs,
+                                detail_pairs, evidence_pairs, grounded_answer, main_entities, passage_covers, passage_pairs, reword, sentences)
 from groundtune.config import AugmentConfig
 from groundtune.readers import Pair, normalize_question, read_seed
 
@@ -65,6 +65,56 @@ def test_evidence_pairs_remove_exactly_the_answering_sentence():
             shown = {answer_sentence(s) for s in sents if s in p.context}
             assert answer_sentence(missing) not in shown
             assert p.answer.removeprefix("Yes. ").removeprefix("No. ") in shown
+
+
+def test_evidence_abstains_only_where_the_asked_words_are_gone():
+    # With every sentence's questions allowed, a question is abstained only when a word it asks about left the
+    # prompt with its sentence: "China" is named in one sentence only, "Russia" also as "Russian" elsewhere
+    abstained = {p.question for p in evidence_pairs(SOURCE, "x", "The source does not say.", removed=50, kept=0)}
+    assert "What did Rutte say about China?" in abstained
+    assert "What did Rutte say about Russia?" not in abstained and "What did Rutte say about Ukrainian?" not in abstained
+    assert not any(re.search(r"about .*Rutte", q) for q in abstained)  # the whole passage is about its subject
+
+
+def test_detail_removal_abstains_on_the_missing_detail_and_answers_the_rest():
+    pairs = detail_pairs(SOURCE, "x", "The source does not say.", 10)
+    contexts = list(dict.fromkeys(p.context for p in pairs))
+    assert len(contexts) == 3  # Germany, "two", "400%": the details no other sentence repeats
+    answerable = {p.question for p in passage_pairs(SOURCE, "x", factoids=True)}
+    for context in contexts:
+        rows = [p for p in pairs if p.context == context]
+        assert len(rows) == 4 and context != SOURCE
+        changed = [s for s in sentences(context) if s not in SOURCE]
+        assert len(changed) == 1 and " and allies" not in changed[0]
+        for p in rows:
+            if p.kind == "abstain":
+                assert p.question in answerable  # its twin with the whole passage is answered
+                assert p.answer in ("The source does not say; it gives no number.",
+                                    "The source does not say; it does not say which country.")
+            else:
+                assert p.answer in {answer_sentence(s) for s in sentences(context)}
+    assert "Rutte welcomed the decision to provide Ukraine" in contexts[0]
+    assert detail_pairs(SOURCE, "x", "The source does not say.", 0) == []
+
+
+def test_partner_questions_ask_whom_the_subject_met():
+    talks = next(answer_sentence(s) for s in sentences(SOURCE) if "in talks with" in s)
+    asked = {p.question: p.answer for p in passage_pairs(SOURCE, "x", partners=True)}
+    assert asked["Who did Rutte hold talks with?"] == talks and asked["With whom did Rutte hold talks?"] == talks
+    assert "Who did Rutte hold talks with?" not in {p.question for p in passage_pairs(SOURCE, "x")}
+
+
+def test_compound_questions_join_two_sentences_in_the_order_asked():
+    passage = passage_pairs(SOURCE, "x", participles=True, keywords=4, factoids=True)
+    answers = {p.question: p.answer for p in passage}
+    pairs = compound_pairs(passage, 12, "y")
+    assert len(pairs) == 12 and len({p.question for p in pairs}) == 12 and compound_pairs(passage, 0, "y") == []
+    for p in pairs:
+        first, second = p.question.split(", and ")
+        first, second = first + "?", second[0].upper() + second[1:]
+        assert p.answer == f"{answers[first]} {answers[second]}" and answers[first] != answers[second]
+        assert " about " not in p.question
+    assert len({p.answer for p in pairs}) > 6  # spread over sentence pairs, not one pair repeated
 
 
 def test_abstentions_skip_details_the_passage_has():

@@ -13,7 +13,8 @@ source cannot answer. This stage adds, from the user's pairs and the passage alo
 * `abstain`: questions the passage cannot answer (topics it never mentions, and details it lacks:
   dates, sums of money, named officials, ...), answered with `abstain_answer` plus what is missing;
 * evidence removal (RAFT-style): passage questions asked with their sentence taken out of the prompt,
-  answered with `abstain_answer`, next to questions whose evidence is still there, still answered.
+  answered with `abstain_answer`, next to questions whose evidence is still there, still answered; and the
+  same for one country or number taken out of a sentence (`detail_pairs`).
 
 Passage questions also ask about participle clauses, about phrases only one sentence has, and short
 questions whose answer is a country or a number ("Which country decided to ...?"), the answerable twins
@@ -22,7 +23,8 @@ default recipe). Opt-in, measured and not kept
 (README, "The recipe" and "Seeds"): the passage shown in several sentence orders (`passage_orders`); the
 reworded copies of passage questions naming the titled person and organisations another way ("What did
 NATO's chief welcome?", `referent_questions`); one more rewording of each user question in other words
-(`synonym_variants`).
+(`synonym_variants`); evidence and detail removal (`missing_evidence`, `missing_details`); two-part questions
+answered with two sentences (`compound_questions`).
 
 Every added answer is a user answer, a passage sentence, or an abstention, so augmentation cannot
 teach a claim that neither the user nor the passage makes.
@@ -39,8 +41,10 @@ from collections import Counter
 
 from groundtune.config import AugmentConfig
 from groundtune.evaluation.text import content_stems
-from groundtune.questions import (COUNTRIES, PEOPLE, about_questions, clause_questions, country_forms, factoid_questions,
-                                  keyword_questions, mention_questions, paraphrase, participle_questions, refer, referents,
+from groundtune.questions import (COUNTRIES, PEOPLE, about_questions, clause_questions, country_forms, factoid_details,
+                                  factoid_questions, without_detail,
+                                  keyword_questions, mention_questions, paraphrase, participle_questions, partner_questions, refer,
+                                  referents,
                                   swap_country, swap_person, title_questions, title_twins, unstated_questions,
                                   when_question)
 from groundtune.readers import Pair, normalize_question
@@ -204,7 +208,8 @@ def rewording(source: str, referring: bool, organisations: bool = False):
 
 
 def sentence_questions(source: str, abstain_answer: str, participles: bool = False, keywords: int = 0,
-                       factoids: bool = False, referring: bool = False) -> list[list[tuple[str, str, str]]]:
+                       factoids: bool = False, referring: bool = False,
+                       partners: bool = False) -> list[list[tuple[str, str, str]]]:
     """Per passage sentence: (question, answer, kind) triples. Answered by the sentence (topic, cloze,
     what/why/how and yes/no questions, plus a reworded copy of each) or, for details the whole passage
     lacks, by an abstention. A yes/no question with a false premise is answered 'No.' + the sentence.
@@ -223,6 +228,7 @@ def sentence_questions(source: str, abstain_answer: str, participles: bool = Fal
         asked += about_questions(sent, own, subject)
         asked += cloze_questions(sent)
         asked += participle_questions(answer) if participles else []
+        asked += partner_questions(answer) if partners else []
         asked += topical
         items = []
         for q, kind in [(q, "answer") for q in asked] + clause_questions(answer):
@@ -236,28 +242,92 @@ def sentence_questions(source: str, abstain_answer: str, participles: bool = Fal
 
 
 def passage_pairs(source: str, path: str, abstain_answer: str = "The source does not say.", participles: bool = False,
-                  keywords: int = 0, factoids: bool = False, referring: bool = False) -> list[Pair]:
+                  keywords: int = 0, factoids: bool = False, referring: bool = False, partners: bool = False) -> list[Pair]:
     """Every sentence question, asked with the whole passage in the prompt."""
-    items = sentence_questions(source, abstain_answer, participles, keywords, factoids, referring)
+    items = sentence_questions(source, abstain_answer, participles, keywords, factoids, referring, partners)
     return [Pair(q, a, source, path, i + 1, kind=kind) for i, qs in enumerate(items) for q, a, kind in qs]
+
+
+QUESTION_FRAME = frozenset(content_stems("source passage text article say said mention tell"))
+"""Content words of the question frames themselves ("What does the source say about ...?"), never evidence."""
+
+
+def context_lacks(question: str, context: str, subject: set[str]) -> bool:
+    """Whether `context` lacks a content word of `question`, other than the passage's main subject and the
+    question frame. Words match on their first five letters, so "Russia" is present where the context says
+    "Russian" and "Ukrainian" where it says "Ukraine": a question is only taken to lose its evidence when a
+    word it asks about is gone from the prompt altogether."""
+    shown = {w[:5] for w in content_stems(context)}
+    return any(w[:5] not in shown for w in content_stems(question) - subject - QUESTION_FRAME)
 
 
 def evidence_pairs(source: str, path: str, abstain_answer: str, removed: int, kept: int) -> list[Pair]:
     """RAFT-style contrast: the passage with one sentence taken out of the prompt. Up to `removed`
-    questions about that sentence are then answered with `abstain_answer` (its evidence is gone), and
-    `kept` questions about other sentences are still answered. The model learns to answer when the
-    prompt supports the answer, not when the question merely looks familiar."""
+    questions about that sentence whose asked-about words the rest of the passage lacks (`context_lacks`)
+    are then answered with `abstain_answer` (their evidence is gone), and `kept` questions about other
+    sentences are still answered. The model learns to answer when the prompt supports the answer, not
+    when the question merely looks familiar. Questions are spread over the sentence's question kinds; none
+    asks what the source says about its main subject, which every sentence is about."""
     sents = sentences(source)
+    name = main_entities(source)[0]
+    subject = content_stems(" ".join(main_entities(source)))
     per_sentence = [[(q, a) for q, a, kind in items if kind == "passage" and not a.startswith("No.")]
                     for items in sentence_questions(source, abstain_answer)]
     pairs = []
     for i in range(len(sents)):
         context = " ".join(sents[:i] + sents[i + 1:])
-        for q, _ in per_sentence[i][:removed]:
+        gone = [q for q, _ in per_sentence[i] if context_lacks(q, context, subject)
+                and not re.search(rf"\babout\b.*\b{re.escape(name)}\b", q)]  # every sentence is about the subject
+        for q in gone[::max(1, len(gone) // removed)][:removed] if removed else []:
             pairs.append(Pair(q, abstain_answer, source, path, i + 1, kind="abstain", context=context))
         others = [qa for j, items in enumerate(per_sentence) if j != i for qa in items[i % max(len(items), 1):][:1]]
         for q, a in others[:kept]:
             pairs.append(Pair(q, a, source, path, i + 1, kind="passage", context=context))
+    return pairs
+
+
+DETAIL_GONE = {"country": "it does not say which country", "number": "it gives no number"}
+
+
+def detail_pairs(source: str, path: str, abstain_answer: str, n: int) -> list[Pair]:
+    """Evidence removal at the level of one detail: up to `n` prompts, each the passage with one country or
+    number taken out of one sentence (`questions.without_detail`: "Germany's decision" -> "the decision",
+    "two additional" -> "additional"). In each, the short questions that asked for it ("Which country decided
+    to ...?", "How many additional Patriot missile systems ...?") are answered "<abstain_answer>; it gives no
+    number.", another question about the same sentence is answered with the shortened sentence and questions
+    about other sentences as usual, four examples per prompt (one batch). The answerable twins (the same
+    questions with the whole passage) are among the passage questions. Only details no other sentence
+    repeats are taken out (with "U.S." in two sentences, "Which country's weapons ...?" would still find
+    one), round-robin over the sentences."""
+    stem, sents = abstain_answer.rstrip("."), sentences(source)
+    per_sentence = [[q for q, a, kind in items if kind == "passage" and WH.match(q) and not a.startswith("No.")]
+                    for items in sentence_questions(source, abstain_answer)]
+
+    def unique(i: int, text: str, kind: str) -> bool:
+        rest = " ".join(sents[:i] + sents[i + 1:])
+        return not (country_forms(text) & country_forms(rest) if kind == "country" else text.lower() in rest.lower())
+
+    details = []
+    for i, sent in enumerate(sents):
+        spans: dict[tuple[int, int], list[str]] = {}
+        for q, start, end, kind in factoid_details(sent, NUMBER):
+            if unique(i, sent[start:end], kind) and not re.search(r"\b(?:and|or) $", sent[:start]):  # "European and Canadian"
+                spans.setdefault((start, end, kind), []).append(q)
+        details.append(list(spans.items()))
+    order = [(i, ds[r]) for r in range(max(map(len, details), default=0)) for i, ds in enumerate(details) if r < len(ds)]
+    pairs = []
+    for k, (i, ((start, end, kind), asked)) in enumerate(order[:n]):
+        shortened = without_detail(sents[i], start, end, kind)
+        context = " ".join(sents[:i] + [shortened] + sents[i + 1:])
+        asked = asked[:2]
+        pairs += [Pair(q, f"{stem}; {DETAIL_GONE[kind]}.", source, path, i + 1, kind="abstain", context=context)
+                  for q in asked]
+        detail = sents[i][start:end].removesuffix("'s").removesuffix("’s")
+        same = [q for q in per_sentence[i] if detail not in q and q not in asked][k:k + 1]
+        pairs += [Pair(q, answer_sentence(shortened), source, path, i + 1, kind="passage", context=context) for q in same]
+        others = [(j, qs[k % len(qs)]) for j, qs in enumerate(per_sentence) if j != i and qs]
+        for j, q in (others[k % len(others):] + others)[:4 - len(asked) - len(same)] if others else []:
+            pairs.append(Pair(q, answer_sentence(sents[j]), source, path, j + 1, kind="passage", context=context))
     return pairs
 
 
@@ -328,6 +398,30 @@ def swap_pairs(source: str, passage: list[Pair], known: str, n: int, answer: str
                     out.append((twin, f"{stem}; it does not mention {'the ' * (who in THE)}{who}."))
                     break
     return [Pair(q, a, source, path, i + 1, kind="abstain") for i, (q, a) in enumerate(out[:n])]
+
+
+def compound_pairs(passage: list[Pair], n: int, path: str, max_words: int = 12) -> list[Pair]:
+    """`n` two-part questions, each joining short questions about two different passage sentences ("Which
+    country decided to ...?" + "What did Rutte endorse?" -> "Which country decided to ..., and what did Rutte
+    endorse?"; no "What does the source say about X?" topics), answered with both sentences in the order asked. Sentence pairs are taken nearest first, the
+    questions of each sentence in turns, so every sentence is asked about; 0 = none."""
+    asked = Counter(normalize_question(p.question) for p in passage)
+    by_sentence: dict[int, list[Pair]] = {}
+    for p in passage:
+        if (p.kind == "passage" and WH.match(p.question) and len(p.question.split()) <= max_words
+                and asked[normalize_question(p.question)] == 1  # "What did Rutte advocate?" fits two sentences
+                and " about " not in p.question):  # "What does the source say about X?" is a topic, not a question
+            by_sentence.setdefault(p.line, []).append(p)
+    lines = sorted(by_sentence)
+    pairs = [(a, b) for gap in range(1, len(lines)) for a, b in zip(lines, lines[gap:])]
+    out, used = [], Counter()
+    for a, b in itertools.islice(itertools.cycle(pairs), n if pairs else 0):
+        first = by_sentence[a][used[a] % len(by_sentence[a])]
+        second = by_sentence[b][used[b] % len(by_sentence[b])]
+        used.update([a, b])
+        question = f"{first.question.rstrip('?')}, and {second.question[0].lower()}{second.question[1:]}"
+        out.append(Pair(question, f"{first.answer} {second.answer}", first.source, path, len(out) + 1, kind="passage"))
+    return out
 
 
 def title_pairs(source: str, n: int, path: str) -> list[Pair]:
@@ -430,9 +524,11 @@ def augment(pairs: list[Pair], cfg: AugmentConfig, abstain_answer: str) -> list[
         origin = pairs[0].path
         if cfg.passage_questions:
             passage = passage_pairs(source, f"{origin}#passage", abstain_answer, cfg.participle_questions,
-                                    cfg.keyword_questions, cfg.factoid_questions, cfg.referent_questions)
+                                    cfg.keyword_questions, cfg.factoid_questions, cfg.referent_questions,
+                                    cfg.partner_questions)
             known = " ".join(f"{p.question} {p.answer}" for p in pairs if p.source == source)
-            for p in passage + swap_pairs(source, passage, known, cfg.swap_questions, abstain_answer, f"{origin}#swap"):
+            for p in (passage + swap_pairs(source, passage, known, cfg.swap_questions, abstain_answer, f"{origin}#swap")
+                      + compound_pairs(passage, cfg.compound_questions, f"{origin}#compound")):
                 add(p)
             for p in ((unstated_pairs(source, abstain_answer, f"{origin}#unstated") if cfg.unstated_questions else [])
                       + title_pairs(source, cfg.title_twins, f"{origin}#title")
@@ -441,6 +537,7 @@ def augment(pairs: list[Pair], cfg: AugmentConfig, abstain_answer: str) -> list[
         if cfg.missing_evidence:
             out += evidence_pairs(source, f"{origin}#evidence", abstain_answer, cfg.missing_evidence,
                                   cfg.evidence_kept)
+        out += detail_pairs(source, f"{origin}#detail", abstain_answer, cfg.missing_details)
         for p in abstention_pairs(source, cfg.abstention, abstain_answer, f"{origin}#abstain"):
             add(p)
     if not cfg.abstention_reasons:

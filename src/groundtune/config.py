@@ -63,6 +63,8 @@ class AugmentConfig:
     """With passage_questions: per sentence, this many 'What does the source say about <phrase>?' questions for phrases no other sentence has."""
     factoid_questions: bool = True
     """With passage_questions: also short questions whose answer is a country or a number of a sentence ('Which country decided to ...?', 'How many <things> does the source mention?')."""
+    partner_questions: bool = False
+    """With passage_questions: for '..., in talks with Ukrainian officials, ...', 'Who did Rutte hold talks with?' and 'With whom did Rutte hold talks?', answered by the sentence (`questions.partner_questions`)."""
     referent_questions: bool = False
     """With passage_questions: the reworded copy of each passage question names the passage's titled person another way ("What did NATO's chief welcome?", "the alliance's leader", in turns) and an organisation by its noun ("alliance members"): `questions.referents`. Measured over three seeds: no gain (README, Seeds); off."""
     swap_questions: int = 12
@@ -73,6 +75,8 @@ class AugmentConfig:
     """With passage_questions: 'Does the source mention Canada?' -> 'Yes. <the first sentence naming it>' for each country and organisation the passage names (`questions.mention_questions`): answerable twins of the absent-entity abstentions."""
     unstated_questions: bool = False
     """With passage_questions: per passage sentence, questions about details it names without giving, answered with `data.abstain_answer`: how another party it names reacted ('How did Russia react to what Rutte said?'; not when the passage reports a reaction) and who an unnamed group is ('Which Ukrainian officials does the source name?'); `questions.unstated_questions`."""
+    compound_questions: int = 0
+    """With passage_questions: this many two-part questions, each joining short questions about two passage sentences ("Which country decided to ..., and what did Rutte endorse?"), answered with both sentences (`augment.compound_pairs`; 0 = off)."""
     abstention: int = 12
     """Number of questions the passage cannot answer, trained to answer with `data.abstain_answer`."""
     abstention_reasons: bool = True
@@ -81,6 +85,8 @@ class AugmentConfig:
     """Per passage sentence: questions about it asked with that sentence removed from the prompt, answered with `data.abstain_answer` (0 = off)."""
     evidence_kept: int = 2
     """Per removed sentence: questions about other sentences asked with the same shortened prompt, still answered."""
+    missing_details: int = 0
+    """This many prompts with one country or number taken out of a passage sentence, where the question asking for it is answered with `data.abstain_answer` ("...; it gives no number.") next to three questions still answered (`augment.detail_pairs`; 0 = off)."""
     seed_repeats: int = 8
     """How many times each user pair (with its exact question) appears per epoch."""
     passage_orders: int = 1
@@ -91,11 +97,13 @@ class AugmentConfig:
         check(self.abstention >= 0, "abstention", "must be >= 0")
         check(self.missing_evidence >= 0, "missing_evidence", "must be >= 0")
         check(self.evidence_kept >= 0, "evidence_kept", "must be >= 0")
+        check(self.missing_details >= 0, "missing_details", "must be >= 0")
         check(self.seed_repeats >= 1, "seed_repeats", "must be >= 1")
         check(self.passage_orders >= 1, "passage_orders", "must be >= 1")
         check(self.keyword_questions >= 0, "keyword_questions", "must be >= 0")
         check(self.swap_questions >= 0, "swap_questions", "must be >= 0")
         check(self.title_twins >= 0, "title_twins", "must be >= 0")
+        check(self.compound_questions >= 0, "compound_questions", "must be >= 0")
 
 
 @dataclass

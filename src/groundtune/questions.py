@@ -319,6 +319,22 @@ def participle_questions(sentence: str) -> list[str]:
     return out
 
 
+PARTNER = re.compile(r"\b(?:in|during|after) (?P<event>talks|discussions|negotiations|consultations|meetings|a meeting"
+                     r"|a call|a phone call) with (?P<who>[^,.;]+)")
+
+
+def partner_questions(sentence: str) -> list[str]:
+    """Whom the subject met, for a sentence with '..., in talks with Ukrainian officials, ...': 'Who did Rutte
+    hold talks with?' and 'With whom did Rutte hold talks?'. Without an answerable question of that form,
+    'Who did Rutte hold talks with about ...?' reads like the 'When did Rutte ...?' date abstentions."""
+    c = parse_clause(sentence)
+    if c is None:
+        return []
+    who = c.short_subject()
+    return [q for m in PARTNER.finditer(sentence) for event in [m.group("event")]
+            for q in (f"Who did {who} hold {event} with?", f"With whom did {who} hold {event}?")]
+
+
 FUNCTION_WORDS = set("""about above after again against also among another because been before being between both
 could during each either every from further have having here into itself like more most much must only other
 over same should since some such than that their them then there these they this those through under until upon
@@ -390,6 +406,12 @@ def factoid_questions(sentence: str, number: re.Pattern) -> list[str]:
     They are the answerable twins of the abstention questions about countries and amounts, so a model does
     not learn that a short question about a country or a number is one the source cannot answer.
     """
+    return list(dict.fromkeys(q for q, _, _, _ in factoid_details(sentence, number)))
+
+
+def factoid_details(sentence: str, number: re.Pattern) -> list[tuple[str, int, int, str]]:
+    """`factoid_questions` with where each answer stands: (question, start, end, kind), `kind` "country"
+    or "number", start/end the answer's span in `sentence` (a possessive country with its "'s")."""
     s = sentence.rstrip(".")
     out = []
     for i, m in enumerate(COUNTRY_MENTION.finditer(s)):
@@ -399,15 +421,32 @@ def factoid_questions(sentence: str, number: re.Pattern) -> list[str]:
         head = rest.split()[0]
         if possessive and head in DEVERBAL and rest.split()[1:2] == ["to"]:
             tail = re.split(r"\s(?:stating|saying|adding|which|while)\b", rest)[0]
-            out.append(f"Which country {DEVERBAL[head]} {tail.split(' ', 1)[1]}?")
+            out.append((f"Which country {DEVERBAL[head]} {tail.split(' ', 1)[1]}?", m.start(), m.end(), "country"))
         np = _noun_phrase(rest, 3)
         if np and np[0].islower():
-            out.append(_factoid(i, "Which country's", np))
+            out.append((_factoid(i, "Which country's", np), m.start(), m.end(), "country"))
     for i, m in enumerate(number.finditer(s)):
         np = _noun_phrase(s[m.end():], 6, frozenset({"in", "of", "and"}))
         if np and np[0].islower():
-            out.append(_factoid(i, "What percentage" if re.search(r"%|percent", m.group(0)) else "How many", np))
-    return list(dict.fromkeys(out))
+            wh = "What percentage" if re.search(r"%|percent", m.group(0)) else "How many"
+            out.append((_factoid(i, wh, np), m.start(), m.end(), "number"))
+    return out
+
+
+def without_detail(sentence: str, start: int, end: int, kind: str) -> str:
+    """The sentence with the answer of a factoid question taken out: a possessive country becomes "the"
+    ("Germany's decision" -> "the decision"), a country used as a modifier and a number are dropped
+    ("Ukrainian officials" -> "officials", "two additional" -> "additional", "a 400% increase" -> "an
+    increase")."""
+    possessive = kind == "country" and re.match(r"['’]s", sentence[end - 2:end]) is not None
+    before, after = sentence[:start], sentence[end:].lstrip()
+    if possessive:
+        return before + "the " + after
+    article = re.search(r"\b([Aa]n?) $", before)
+    if article:  # "a 400% increase" -> "an increase"
+        a = ("an" if after[:1].lower() in "aeiou" else "a")
+        before = before[:article.start(1)] + (a.capitalize() if article.group(1)[0].isupper() else a) + " "
+    return before + after
 
 
 def _mention(name: str) -> re.Pattern:
