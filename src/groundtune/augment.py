@@ -42,11 +42,9 @@ from collections import Counter
 from groundtune.config import AugmentConfig
 from groundtune.evaluation.text import content_stems
 from groundtune.questions import (COUNTRIES, PEOPLE, about_questions, clause_questions, country_forms, factoid_details,
-                                  factoid_questions, without_detail,
-                                  keyword_questions, mention_questions, paraphrase, participle_questions, partner_questions, refer,
-                                  referents,
-                                  swap_country, swap_person, title_questions, title_twins, unstated_questions,
-                                  when_question)
+                                  factoid_questions, keyword_questions, mention_questions, paraphrase,
+                                  participle_questions, partner_questions, refer, referents, swap_country, swap_person,
+                                  title_questions, title_twins, unstated_questions, when_question, without_detail)
 from groundtune.readers import Pair, normalize_question
 
 # Rewordings that keep a question's meaning: (frame, lower-case the question's first letter).
@@ -309,9 +307,10 @@ def detail_pairs(source: str, path: str, abstain_answer: str, n: int) -> list[Pa
 
     details = []
     for i, sent in enumerate(sents):
-        spans: dict[tuple[int, int], list[str]] = {}
+        spans: dict[tuple[int, int, str], list[str]] = {}
         for q, start, end, kind in factoid_details(sent, NUMBER):
-            if unique(i, sent[start:end], kind) and not re.search(r"\b(?:and|or) $", sent[:start]):  # "European and Canadian"
+            coordinated = re.search(r"\b(?:and|or) $", sent[:start])  # "European and Canadian allies"
+            if unique(i, sent[start:end], kind) and not coordinated:
                 spans.setdefault((start, end, kind), []).append(q)
         details.append(list(spans.items()))
     order = [(i, ds[r]) for r in range(max(map(len, details), default=0)) for i, ds in enumerate(details) if r < len(ds)]
@@ -403,8 +402,9 @@ def swap_pairs(source: str, passage: list[Pair], known: str, n: int, answer: str
 def compound_pairs(passage: list[Pair], n: int, path: str, max_words: int = 12) -> list[Pair]:
     """`n` two-part questions, each joining short questions about two different passage sentences ("Which
     country decided to ...?" + "What did Rutte endorse?" -> "Which country decided to ..., and what did Rutte
-    endorse?"; no "What does the source say about X?" topics), answered with both sentences in the order asked. Sentence pairs are taken nearest first, the
-    questions of each sentence in turns, so every sentence is asked about; 0 = none."""
+    endorse?"; no "What does the source say about X?" topics), answered with both sentences in the order asked.
+    Sentence pairs are taken nearest first, the questions of each sentence in turns, so every sentence is asked
+    about; 0 = none."""
     asked = Counter(normalize_question(p.question) for p in passage)
     by_sentence: dict[int, list[Pair]] = {}
     for p in passage:
