@@ -259,6 +259,18 @@ def context_lacks(question: str, context: str, subject: set[str]) -> bool:
     return any(w[:5] not in shown for w in content_stems(question) - subject - QUESTION_FRAME)
 
 
+def passage_without(sents: list[str], i: int, instead: str | None = None) -> str:
+    """The passage with sentence `i` taken out, or replaced by `instead`."""
+    return " ".join(sents[:i] + ([instead] if instead else []) + sents[i + 1:])
+
+
+def answered_questions(source: str, abstain_answer: str) -> list[list[tuple[str, str]]]:
+    """Per passage sentence, its passage questions with their answers, without the false-premise ones ('No. ...'):
+    the questions whose evidence is that sentence."""
+    return [[(q, a) for q, a, kind in items if kind == "passage" and not a.startswith("No.")]
+            for items in sentence_questions(source, abstain_answer)]
+
+
 def evidence_pairs(source: str, path: str, abstain_answer: str, removed: int, kept: int) -> list[Pair]:
     """RAFT-style contrast: the passage with one sentence taken out of the prompt. Up to `removed`
     questions about that sentence whose asked-about words the rest of the passage lacks (`context_lacks`)
@@ -266,14 +278,12 @@ def evidence_pairs(source: str, path: str, abstain_answer: str, removed: int, ke
     sentences are still answered. The model learns to answer when the prompt supports the answer, not
     when the question merely looks familiar. Questions are spread over the sentence's question kinds; none
     asks what the source says about its main subject, which every sentence is about."""
-    sents = sentences(source)
-    name = main_entities(source)[0]
-    subject = content_stems(" ".join(main_entities(source)))
-    per_sentence = [[(q, a) for q, a, kind in items if kind == "passage" and not a.startswith("No.")]
-                    for items in sentence_questions(source, abstain_answer)]
+    sents, main = sentences(source), main_entities(source)
+    name, subject = main[0], content_stems(" ".join(main))
+    per_sentence = answered_questions(source, abstain_answer)
     pairs = []
     for i in range(len(sents)):
-        context = " ".join(sents[:i] + sents[i + 1:])
+        context = passage_without(sents, i)
         gone = [q for q, _ in per_sentence[i] if context_lacks(q, context, subject)
                 and not re.search(rf"\babout\b.*\b{re.escape(name)}\b", q)]  # every sentence is about the subject
         for q in gone[::max(1, len(gone) // removed)][:removed] if removed else []:
@@ -298,26 +308,24 @@ def detail_pairs(source: str, path: str, abstain_answer: str, n: int) -> list[Pa
     repeats are taken out (with "U.S." in two sentences, "Which country's weapons ...?" would still find
     one), round-robin over the sentences."""
     stem, sents = abstain_answer.rstrip("."), sentences(source)
-    per_sentence = [[q for q, a, kind in items if kind == "passage" and WH.match(q) and not a.startswith("No.")]
-                    for items in sentence_questions(source, abstain_answer)]
-
-    def unique(i: int, text: str, kind: str) -> bool:
-        rest = " ".join(sents[:i] + sents[i + 1:])
-        return not (country_forms(text) & country_forms(rest) if kind == "country" else text.lower() in rest.lower())
-
+    per_sentence = [[q for q, _ in qas if WH.match(q)] for qas in answered_questions(source, abstain_answer)]
     details = []
     for i, sent in enumerate(sents):
+        rest = passage_without(sents, i)
+        rest_countries, rest_lower = country_forms(rest), rest.lower()
         spans: dict[tuple[int, int, str], list[str]] = {}
         for q, start, end, kind in factoid_details(sent, NUMBER):
+            text = sent[start:end]
+            repeated = country_forms(text) & rest_countries if kind == "country" else text.lower() in rest_lower
             coordinated = re.search(r"\b(?:and|or) $", sent[:start])  # "European and Canadian allies"
-            if unique(i, sent[start:end], kind) and not coordinated:
+            if not repeated and not coordinated:
                 spans.setdefault((start, end, kind), []).append(q)
         details.append(list(spans.items()))
     order = [(i, ds[r]) for r in range(max(map(len, details), default=0)) for i, ds in enumerate(details) if r < len(ds)]
     pairs = []
     for k, (i, ((start, end, kind), asked)) in enumerate(order[:n]):
         shortened = without_detail(sents[i], start, end, kind)
-        context = " ".join(sents[:i] + [shortened] + sents[i + 1:])
+        context = passage_without(sents, i, instead=shortened)
         asked = asked[:2]
         pairs += [Pair(q, f"{stem}; {DETAIL_GONE[kind]}.", source, path, i + 1, kind="abstain", context=context)
                   for q in asked]
