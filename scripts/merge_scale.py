@@ -39,7 +39,7 @@ COLUMNS = DEV_COLUMNS + [(HELDOUT, metric, f"held-out user questions: {name}") f
 # any other question set (--questions; answerable and unanswerable questions mixed, as in data/holdout.jsonl)
 SET_METRICS = [("key_fact_accuracy", "key-fact acc."), ("refusal_rate", "refusals"), ("abstention_rate", "abstained"),
                ("abstention_auroc", "abstention AUROC"), ("unsupported_rate", "unsupported #/name"),
-               ("mean_consistency", "consistency")]
+               ("mean_consistency", "consistency"), ("yes_no_accuracy", "yes/no right")]
 
 
 def run_labels(runs: list[Path]) -> list[str]:

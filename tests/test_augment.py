@@ -319,3 +319,16 @@ def test_unstated_questions_ask_for_reactions_and_names_the_passage_does_not_giv
     base = augment(PAIRS, AugmentConfig(), "The source does not say.")
     more = augment(PAIRS, AugmentConfig(unstated_questions=True), "The source does not say.")
     assert not any(p.path.endswith("#unstated") for p in base) and len(more) == len(base) + len(pairs)
+
+
+def test_false_premises_are_answered_no_and_their_true_twins_yes():
+    spending = next(answer_sentence(s) for s in sentences(SOURCE) if "ramp up" in s)
+    asked = {p.question: p.answer for p in passage_pairs(SOURCE, "x", false_premises=3)}
+    assert asked["Did Rutte underline the necessity for NATO countries to significantly cut defense spending?"] == f"No. {spending}"
+    assert asked["Did Rutte advocate a 40% increase in air and missile defense?"] == f"No. {spending}"
+    says = [q for q in asked if q.startswith("Does the passage say that")]
+    assert says and all(asked[q].startswith(("Yes. ", "No. ")) for q in says)
+    default = {p.question for p in passage_pairs(SOURCE, "x")}
+    assert not any(q.startswith("Does the passage say that") for q in default)
+    new = [q for q in asked if q not in default]
+    assert abs(sum(asked[q].startswith("No.") for q in new) - sum(asked[q].startswith("Yes.") for q in new)) <= 3

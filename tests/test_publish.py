@@ -144,6 +144,47 @@ def test_card_without_eval_needs_the_flag_and_says_so(tiny_run_folder, tmp_path,
     assert card.data.eval_results is None and "model-index" not in card.content
 
 
+def write_extra_report(run: Path, path: Path, **changes) -> Path:
+    """TEST FIXTURE, not an evaluation: a report of `groundtune eval --questions` on a later question set."""
+    created = json.loads((run / "manifest.json").read_text()).get("created", "2000-01-01T00:00:00+0000")
+    report = {"model": str(run), "created": "9" + created[1:], "source_sha256": "f" * 64,
+              "sets": {"holdout": {"n": 6, "answerable": 4}},
+              "metrics": {"tuned": {"holdout": {"key_fact_accuracy": 0.875, "abstention_rate": 0.5}}},
+              "intervals": {"tuned": {"holdout": {"key_fact_accuracy": {"low": 0.5, "high": 0.975, "n": 4}}}},
+              "questions": []}
+    report.update(changes)
+    path.write_text(json.dumps(report))
+    return path
+
+
+def test_extra_reports_add_their_sets_to_the_card_and_the_repo(run, tmp_path):
+    extra = write_extra_report(run, tmp_path / "holdout.json")
+    assert main(publish_args(run, tmp_path / "stage", "--dry-run", "--extra-reports", str(extra))) == 0
+    model = tmp_path / "stage" / "model"
+    assert json.loads((model / "groundtune" / "eval_report_holdout.json").read_text()) == json.loads(extra.read_text())
+    text = (model / "README.md").read_text()
+    assert "### holdout: 6 questions (4 answerable)" in text and "`groundtune/eval_report_holdout.json`" in text
+    assert "| key_fact_accuracy | – | 0.875 | 0.500–0.975 | – |" in text
+    assert "### dev: 12 questions (10 answerable)" in text  # the run's own sets stay, and lead
+    assert text.index("### dev:") < text.index("### holdout:")
+    assert len(load_card(model / "README.md").data.eval_results) == len(
+        [v for v in json.loads((run / "eval" / "report.json").read_text())["metrics"]["tuned"]["dev"].values() if v is not None]) + len(
+        [v for v in json.loads((run / "eval" / "report.json").read_text())["metrics"]["tuned"]["unanswerable"].values() if v is not None])
+
+
+@pytest.mark.parametrize("changes, says", [({"model": "outputs/another-run"}, "not the run being published"),
+                                           ({"created": "2000-01-01T00:00:00+0000"}, "older than the run"),
+                                           ({"source_sha256": "e" * 64}, "another source passage"),
+                                           ({"sets": {"dev": {"n": 1, "answerable": 1}}}, "'dev' is already in the card"),
+                                           ({"metrics": {}}, "no `sets` / `metrics.tuned`")])
+def test_extra_reports_of_another_model_or_a_repeated_set_are_refused(run, tmp_path, capsys, changes, says):
+    extra = write_extra_report(run, tmp_path / "extra.json", **changes)
+    assert main(publish_args(run, tmp_path / "stage", "--dry-run", "--extra-reports", str(extra))) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"groundtune: error: {extra}") and says in err and "\n" not in err
+    assert not (tmp_path / "stage").exists() or not any((tmp_path / "stage").iterdir())  # nothing staged
+
+
 def test_card_reports_audit_findings_and_dequantized_base(run, tmp_path):
     finding = {"origin": "seed.txt:7", "question": "When did he speak?", "answer": "In 2019, in Brussels.",
                "unsupported_numbers": [{"text": "2019", "start": 3, "end": 7}], "unsupported_names": [],
@@ -216,6 +257,27 @@ def test_model_card_says_whether_unstated_details_were_trained(run, tmp_path, un
     assert main(publish_args(run, tmp_path / "stage", "--dry-run")) == 0
     text = " ".join((tmp_path / "stage" / "model" / "README.md").read_text().split())
     assert ("details a sentence names without giving" in text) == bool(unstated)
+
+
+KNOB_LINES = {"partner_questions": (True, "hold talks with?"), "false_premises": (3, "carry one wrong detail"),
+              "compound_questions": (12, "12 two-part questions"), "missing_evidence": (2, "Evidence removal"),
+              "missing_details": (3, "Detail removal: 3 prompts")}
+
+
+@pytest.mark.parametrize("on", [None, *KNOB_LINES])
+def test_model_card_names_each_extra_kind_of_question_that_was_trained(run, tmp_path, on):
+    manifest = json.loads((run / "manifest.json").read_text())
+    augment = manifest["config"]["data"]["augment"]
+    for key in KNOB_LINES:
+        augment.pop(key, None)  # a run saved before the key existed, or with it off
+    if on:
+        augment[on] = KNOB_LINES[on][0]
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    assert main(publish_args(run, tmp_path / "stage", "--dry-run")) == 0
+    text = " ".join((tmp_path / "stage" / "model" / "README.md").read_text().split())
+    for key, (_, line) in KNOB_LINES.items():
+        assert (line in text) == (key == on), key
+    assert "Every example carries the passage in its system prompt" in text
 
 
 @pytest.mark.parametrize("prefix_gradient", [None, True, False])

@@ -1,6 +1,11 @@
 import pytest
 
-from groundtune.questions import base_form, clause_questions, parse_clause, paraphrase
+import re
+
+from groundtune.questions import (base_form, claims, clause_questions, parse_clause, paraphrase, premise_questions,
+                                  reversed_detail, wrong_number)
+
+NUMBER = re.compile(r"\b(?:\d[\d,.]*%?|two|three)\b")
 
 
 @pytest.mark.parametrize("past, stem", [("welcomed", "welcome"), ("noted", "note"), ("emphasized", "emphasize"),
@@ -157,3 +162,47 @@ def test_refer_swaps_the_bare_surname_and_an_organisation_used_as_a_modifier():
     assert refer("Did NATO respond, and what did NATO's chief say?", "", "") == (
         "Did the alliance respond, and what did the alliance's chief say?")
     assert refer("How does Rutte see NATO's role?", "Rutte", "NATO's chief") == "How does NATO's chief see the alliance's role?"
+
+
+@pytest.mark.parametrize("number, wrong", [("two", "three"), ("Two", "Three"), ("400%", "40%"), ("18", "180"),
+                                           ("2,000", "200"), ("dozen", "hundred"), ("many", None)])
+def test_wrong_number_keeps_the_form(number, wrong):
+    assert wrong_number(number) == wrong
+
+
+def test_reversed_detail_turns_the_first_direction_word():
+    assert reversed_detail("countries to ramp up defense spending, a 400% increase") == "countries to cut defense spending, a 400% increase"
+    assert reversed_detail("if Russia fails to negotiate peace") == "if Russia agrees to negotiate peace"
+    assert reversed_detail("Rutte welcomed the decision") is None
+
+
+def test_claims_cover_the_main_and_the_participle_clauses():
+    found = claims("Rutte underlined the necessity for NATO countries to significantly ramp up defense spending, "
+                   "advocating a 400% increase in air and missile defense to counter threats.")
+    assert found == [("Did Rutte underline the necessity for NATO countries to significantly ramp up defense spending?",
+                      "Rutte underlined the necessity for NATO countries to significantly ramp up defense spending"),
+                     ("Did Rutte advocate a 400% increase in air and missile defense?",
+                      "Rutte advocated a 400% increase in air and missile defense")]
+    assert claims("In 2024 the council met.") == []
+
+
+def test_premise_questions_pair_each_wrong_detail_with_a_true_question():
+    sentence = ("Rutte underlined the necessity for NATO countries to significantly ramp up defense spending, "
+                "advocating a 400% increase in air and missile defense to counter threats.")
+    asked = premise_questions(sentence, {"Germany", "Ukraine"}, NUMBER, 3)
+    wrong = [q for q, true in asked if not true]
+    assert "Did Rutte underline the necessity for NATO countries to significantly cut defense spending?" in wrong
+    assert "Did Rutte advocate a 40% increase in air and missile defense?" in wrong
+    assert any("400% cut" in q for q in wrong)
+    assert len(wrong) == 3 and sum(true for _, true in asked) >= 2  # a true one beside each wrong one, but for repeats
+    for q, true in asked:  # a true question keeps every detail of the sentence, a wrong one changes one
+        assert true == ("400% increase" in q if "advocate" in q else "ramp up" in q)
+    assert any(q.startswith("Does the passage say that") for q, _ in asked)  # both forms, so the form tells nothing
+    assert premise_questions(sentence, set(), NUMBER, 0) == []
+
+
+def test_premise_questions_swap_a_country_in_the_same_form():
+    asked = dict(premise_questions("Rutte emphasized the importance of acquiring U.S. weapons.", {"U.S.", "China"},
+                                   NUMBER, 2))
+    assert asked == {"Did Rutte emphasize the importance of acquiring Chinese weapons?": False,
+                     "Does the passage say that Rutte emphasized the importance of acquiring U.S. weapons?": True}

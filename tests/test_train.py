@@ -517,3 +517,25 @@ def test_data_stats_count_the_labelled_tokens_of_each_kind(tiny_model_dir, token
                if k == "user")
     assert by_kind["user"] == user > 0
     assert f"carry loss (abstain {by_kind['abstain']}, passage {by_kind['passage']}," in format_stats(data.stats)
+
+
+def test_soup_of_runs_is_the_mean_of_their_merged_weights(tiny_model_dir, tmp_path):
+    """scripts/soup.py: one run souped at its own merge scale is that run; two runs give the mean of their
+    merged weights (base + the mean of the two updates), in a folder `groundtune eval` can load."""
+    from safetensors.torch import load_file
+
+    soup = load_script("soup")
+    runs = []
+    for seed in (1, 2):
+        overrides = tiny_run_overrides(tiny_model_dir, tmp_path / f"out{seed}", seed=seed, **{"lora.merge_scale": 1.25})
+        assert main(["train", *cli_overrides(overrides)]) == 0
+        runs.append(tmp_path / f"out{seed}" / "tiny")
+    one = load_file(soup.soup_folder(runs[:1], tmp_path / "one", 1.25) / "model.safetensors")
+    own = load_file(runs[0] / "model.safetensors")
+    assert one.keys() == own.keys() and all(torch.allclose(one[k], own[k], atol=1e-6) for k in own)
+    two = load_file(soup.soup_folder(runs, tmp_path / "two", 1.25) / "model.safetensors")
+    other = load_file(runs[1] / "model.safetensors")
+    assert all(torch.allclose(two[k], (own[k] + other[k]) / 2, atol=1e-6) for k in own)
+    assert not all(torch.allclose(own[k], other[k], atol=1e-6) for k in own), "the two seeds differ"
+    assert load_config(tmp_path / "two" / "config.yaml").lora.merge_scale == 1.25
+    assert (tmp_path / "two" / "chat_template.jinja").is_file()

@@ -43,7 +43,7 @@ from groundtune.config import AugmentConfig
 from groundtune.evaluation.text import content_stems
 from groundtune.questions import (COUNTRIES, PEOPLE, about_questions, clause_questions, country_forms, factoid_details,
                                   factoid_questions, keyword_questions, mention_questions, paraphrase,
-                                  participle_questions, partner_questions, refer, referents, swap_country, swap_person,
+                                  participle_questions, partner_questions, premise_questions, refer, referents, swap_country, swap_person,
                                   title_questions, title_twins, unstated_questions, when_question, without_detail)
 from groundtune.readers import Pair, normalize_question
 
@@ -207,18 +207,21 @@ def rewording(source: str, referring: bool, organisations: bool = False):
 
 def sentence_questions(source: str, abstain_answer: str, participles: bool = False, keywords: int = 0,
                        factoids: bool = False, referring: bool = False,
-                       partners: bool = False) -> list[list[tuple[str, str, str]]]:
+                       partners: bool = False, false_premises: int = 0) -> list[list[tuple[str, str, str]]]:
     """Per passage sentence: (question, answer, kind) triples. Answered by the sentence (topic, cloze,
     what/why/how and yes/no questions, plus a reworded copy of each) or, for details the whole passage
     lacks, by an abstention. A yes/no question with a false premise is answered 'No.' + the sentence.
     With `referring`, the reworded copy also names the passage's titled person another way ("NATO's chief",
-    "the alliance's leader", in turns) and an organisation by its noun ("alliance members")."""
+    "the alliance's leader", in turns) and an organisation by its noun ("alliance members"). With
+    `false_premises`, up to that many yes/no questions per sentence with a wrong detail, each beside a true one
+    (`questions.premise_questions`), answered 'No.' / 'Yes.' + the sentence."""
     sents = sentences(source)
     reworded = rewording(source, referring)
     counts = Counter(e for s in sents for e in set(entities(s)))
     subject = main_entities(source)[0]
     stem = abstain_answer.rstrip(".")
     answers = [answer_sentence(s) for s in sents]
+    present = country_forms(source)
     out = []
     for sent, answer, topical in zip(sents, answers, keyword_questions(answers, keywords)):
         own = [e for e in dict.fromkeys(entities(sent)) if counts[e] == 1][:2]
@@ -234,15 +237,19 @@ def sentence_questions(source: str, abstain_answer: str, participles: bool = Fal
             items += [(x, reply, "passage") for x in (q, reworded(q)) if x]
         items += [(q, a, "passage") for q, a in title_questions(answer)]
         items += [(q, answer, "passage") for q in factoid_questions(answer, NUMBER)] if factoids else []
+        items += [(q, f"{'Yes' if true else 'No'}. {answer}", "passage")
+                  for q, true in premise_questions(answer, present, NUMBER, false_premises)]
         items += [(q, a, "abstain") for q, a in near_miss_questions(sent, source, stem)]
         out.append(items)
     return out
 
 
 def passage_pairs(source: str, path: str, abstain_answer: str = "The source does not say.", participles: bool = False,
-                  keywords: int = 0, factoids: bool = False, referring: bool = False, partners: bool = False) -> list[Pair]:
+                  keywords: int = 0, factoids: bool = False, referring: bool = False, partners: bool = False,
+                  false_premises: int = 0) -> list[Pair]:
     """Every sentence question, asked with the whole passage in the prompt."""
-    items = sentence_questions(source, abstain_answer, participles, keywords, factoids, referring, partners)
+    items = sentence_questions(source, abstain_answer, participles, keywords, factoids, referring, partners,
+                               false_premises)
     return [Pair(q, a, source, path, i + 1, kind=kind) for i, qs in enumerate(items) for q, a, kind in qs]
 
 
@@ -533,7 +540,7 @@ def augment(pairs: list[Pair], cfg: AugmentConfig, abstain_answer: str) -> list[
         if cfg.passage_questions:
             passage = passage_pairs(source, f"{origin}#passage", abstain_answer, cfg.participle_questions,
                                     cfg.keyword_questions, cfg.factoid_questions, cfg.referent_questions,
-                                    cfg.partner_questions)
+                                    cfg.partner_questions, cfg.false_premises)
             known = " ".join(f"{p.question} {p.answer}" for p in pairs if p.source == source)
             for p in (passage + swap_pairs(source, passage, known, cfg.swap_questions, abstain_answer, f"{origin}#swap")
                       + compound_pairs(passage, cfg.compound_questions, f"{origin}#compound")):

@@ -8,6 +8,7 @@ library's), and the body is rendered with `ModelCard.from_template` (Jinja2).
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -42,14 +43,54 @@ def load_eval_report(run: Path) -> dict | None:
     path = run / REPORT
     if not path.is_file():
         return None
-    report = read_json(path)
-    tuned = report.get("metrics", {}).get("tuned")
-    if not isinstance(tuned, dict) or not isinstance(report.get("sets"), dict):
-        raise GroundtuneError("evaluation report has no `sets` / `metrics.tuned`; rerun `groundtune eval`", path)
-    if MODEL_INDEX_SET not in tuned:
+    report = check_report(read_json(path), path)
+    if MODEL_INDEX_SET not in report["metrics"]["tuned"]:
         raise GroundtuneError(f"evaluation report has no `{MODEL_INDEX_SET}` set, which the card's model-index reports",
                               path)
     return report
+
+
+def check_report(report: dict, path: Path) -> dict:
+    """`report` (read from `path`) if it has what the card needs: its sets and the tuned model's metrics."""
+    tuned = report.get("metrics", {}).get("tuned")
+    if not isinstance(tuned, dict) or not isinstance(report.get("sets"), dict):
+        raise GroundtuneError("evaluation report has no `sets` / `metrics.tuned`; rerun `groundtune eval`", path)
+    return report
+
+
+def load_extra_report(path: Path, run: Path, report: dict | None) -> dict:
+    """A report of `groundtune eval` on other question sets, checked to be about the model published: it scored
+    the folder `run` (its `model` path, as given to `groundtune eval`, resolves to it), after that run was
+    trained, against the same passage as the run's own report."""
+    extra = check_report(read_json(path), path)
+    model = extra.get("model")
+    if not model or Path(model).resolve() != run.resolve():
+        raise GroundtuneError(f"this report scored {model!r}, not the run being published ({run}); "
+                              f"run `groundtune eval --model {run} ...` for it", path)
+    trained = read_json(run / "manifest.json").get("created", "")
+    if str(extra.get("created", "")) < str(trained):
+        raise GroundtuneError(f"this report ({extra.get('created')}) is older than the run it names (trained "
+                              f"{trained}): it scored an earlier model of that folder", path)
+    if report is not None and extra.get("source_sha256") != report.get("source_sha256"):
+        raise GroundtuneError("this report was scored against another source passage than the run's own report "
+                              "(source_sha256 differs)", path)
+    return extra
+
+
+def with_extra_sets(report: dict, extras: list[tuple[str, Path, dict]]) -> dict:
+    """`report` with the question sets of each extra report (name in the repository, file, report) added, each
+    set tagged with the report it came from (`publish.extra_reports` checked that no set comes twice)."""
+    merged = copy.deepcopy(report)
+    merged["intervals"] = merged.get("intervals") or {}
+    for name, _, extra in extras:
+        for set_name, info in extra["sets"].items():
+            merged["sets"][set_name] = {**info, "report": name, "created": extra.get("created")}
+            for model in ("tuned", "base"):
+                for part in ("metrics", "intervals"):
+                    values = (extra.get(part) or {}).get(model) or {}
+                    if set_name in values:
+                        merged[part][model] = {**(merged[part].get(model) or {}), set_name: values[set_name]}
+    return merged
 
 
 def require_eval_report(run: Path, hint: str = "") -> dict:
@@ -152,7 +193,8 @@ def eval_tables(report: dict) -> dict:
         rows = [{"metric": m, "base": _fmt(base.get(m)), "tuned": _fmt(tuned.get(m)),
                  "interval": f"{bounds[m]['low']:.3f}–{bounds[m]['high']:.3f}" if bounds.get(m) else "–",
                  "change": _change(base.get(m), tuned.get(m))} for m in metrics]
-        sets.append({"name": name, "n": info.get("n"), "answerable": info.get("answerable"), "rows": rows})
+        sets.append({"name": name, "n": info.get("n"), "answerable": info.get("answerable"), "rows": rows,
+                     "report": info.get("report"), "created": info.get("created")})
     return {"created": report.get("created", "unknown date"), "source_sha256": report.get("source_sha256", "unknown"),
             "sets": sets, "total_questions": sum(s["n"] or 0 for s in sets if s["name"] != "train")}
 
@@ -197,6 +239,11 @@ def _data_context(manifest: dict, dataset_rows: list[dict]) -> dict:
         "title_twins": augment.get("title_twins", 0),
         "mention_questions": augment.get("mention_questions", False),
         "unstated_questions": augment.get("unstated_questions", False),
+        "partner_questions": augment.get("partner_questions", False),
+        "false_premises": augment.get("false_premises", 0),
+        "compound_questions": augment.get("compound_questions", 0),
+        "missing_evidence": augment.get("missing_evidence", 0),
+        "missing_details": augment.get("missing_details", 0),
     }
 
 

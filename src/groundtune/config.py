@@ -65,6 +65,8 @@ class AugmentConfig:
     """With passage_questions: also short questions whose answer is a country or a number of a sentence ('Which country decided to ...?', 'How many <things> does the source mention?')."""
     partner_questions: bool = False
     """With passage_questions: for '..., in talks with Ukrainian officials, ...', 'Who did Rutte hold talks with?' and 'With whom did Rutte hold talks?', answered by the sentence (`questions.partner_questions`)."""
+    false_premises: int = 0
+    """With passage_questions: per sentence, up to this many yes/no questions with one detail made wrong (a number, 'ramp up' -> 'cut', another country), answered 'No.' + the sentence, each beside a true one in another form ('Does the passage say that ...?') answered 'Yes.' (`questions.premise_questions`)."""
     referent_questions: bool = False
     """With passage_questions: the reworded copy of each passage question names the passage's titled person another way ("What did NATO's chief welcome?", "the alliance's leader", in turns) and an organisation by its noun ("alliance members"): `questions.referents`. Measured over three seeds: no gain (README, Seeds); off."""
     swap_questions: int = 12
@@ -104,6 +106,7 @@ class AugmentConfig:
         check(self.swap_questions >= 0, "swap_questions", "must be >= 0")
         check(self.title_twins >= 0, "title_twins", "must be >= 0")
         check(self.compound_questions >= 0, "compound_questions", "must be >= 0")
+        check(self.false_premises >= 0, "false_premises", "must be >= 0")
 
 
 @dataclass
@@ -299,6 +302,8 @@ class PublishConfig:
     """Empty or new folder to stage the repositories in (default: a new temporary folder)."""
     allow_no_eval: bool = False
     """Publish a run without eval/report.json; the card then says that no evaluation was run."""
+    extra_reports: list[str] = field(default_factory=list)
+    """report.json files of `groundtune eval --model RUN --questions FILE --out DIR` for this same run (e.g. question sets written after training): their sets are added to the card's tables and the reports to groundtune/."""
     update: bool = False
     """Add a commit to a repository that already exists (default: refuse, so a typo cannot overwrite another repo)."""
     base_hub_id: str | None = None

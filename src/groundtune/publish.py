@@ -13,6 +13,7 @@ The staged model repository:
     adapter_config.json            + generation_config.json); base_model_name_or_path is a Hub id
     tokenizer.json, tokenizer_config.json, chat_template.jinja   the tokenizer and grounded chat template
     groundtune/config.yaml, manifest.json, eval_report.json, loss.png, log_history.json   provenance
+    groundtune/eval_report_<sets>.json   each --extra-reports file (`groundtune eval` on other question sets)
 
 The token comes from HF_TOKEN or the saved login (`huggingface_hub.get_token`). It is handed to
 `HfApi` and nowhere else: never written, logged or put in an error message (staged files are checked).
@@ -75,6 +76,27 @@ def eval_report(run: Path, allow_no_eval: bool) -> dict | None:
     return require_eval_report(run, ", or pass --allow-no-eval to publish an unevaluated model (the card will say so)")
 
 
+def extra_reports(run: Path, paths: list[str], report: dict | None) -> list[tuple[str, Path, dict]]:
+    """(name in the repository's groundtune/ folder, file, report) for each --extra-reports file."""
+    import re
+
+    from groundtune.card import load_extra_report
+
+    if paths and report is None:
+        raise GroundtuneError("--extra-reports adds question sets to the run's own evaluation, and the run has "
+                              "none; run `groundtune eval` first", run / "eval" / "report.json")
+    out, shown = [], set(report["sets"]) if report else set()
+    for path in map(Path, paths):
+        extra = load_extra_report(path, run, report)
+        again = sorted(shown & set(extra["sets"]))
+        if again:
+            raise GroundtuneError(f"question set {again[0]!r} is already in the card (the run's own report or an "
+                                  f"earlier --extra-reports file); pass each set once", path)
+        shown |= set(extra["sets"])
+        out.append(("eval_report_" + re.sub(r"[^\w.-]", "_", "_".join(extra["sets"])) + ".json", path, extra))
+    return out
+
+
 # --------------------------------------------------------------------------------------------------
 # Staging
 
@@ -93,9 +115,11 @@ def dataset_repo_id(repo_id: str) -> str:
     return f"{repo_id}-data"
 
 
-def stage_model_repo(run: Path, folder: Path, cfg: PublishConfig, base_id: str, report: dict | None) -> Path:
-    """Write the complete model repository into `folder` (which must not exist yet)."""
-    from groundtune.card import render_model_card
+def stage_model_repo(run: Path, folder: Path, cfg: PublishConfig, base_id: str, report: dict | None,
+                     extras: list[tuple[str, Path, dict]] = ()) -> Path:
+    """Write the complete model repository into `folder` (which must not exist yet); `extras` (from
+    `extra_reports`) add their question sets to the card and their reports to groundtune/."""
+    from groundtune.card import render_model_card, with_extra_sets
 
     if cfg.merged:
         from groundtune.export import export_merged
@@ -118,6 +142,10 @@ def stage_model_repo(run: Path, folder: Path, cfg: PublishConfig, base_id: str, 
     if report is not None:
         (extra / "eval_report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n",
                                                 encoding="utf-8")
+    for name, _, more in extras:
+        (extra / name).write_text(json.dumps(more, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    if extras:
+        report = with_extra_sets(report, list(extras))
     card = render_model_card(run, repo_id=cfg.repo_id, base_id=base_id, merged=cfg.merged, report=report,
                              languages=cfg.language, license=cfg.license,
                              dataset_repo_id=dataset_repo_id(cfg.repo_id) if cfg.dataset else None)
@@ -280,9 +308,10 @@ def publish(cfg: PublishConfig) -> Path:
     """Stage the run as a Hub repository (and dataset repository); upload unless `dry_run`. Returns the staging folder."""
     run = check_run(cfg.model)
     report = eval_report(run, cfg.allow_no_eval)
+    extras = extra_reports(run, cfg.extra_reports, report)
     base_id = base_hub_id(run, cfg.base_hub_id)
     staging = staging_folder(cfg.staging_dir)
-    model_folder = stage_model_repo(run, staging / "model", cfg, base_id, report)
+    model_folder = stage_model_repo(run, staging / "model", cfg, base_id, report, extras)
     dataset_folder = stage_dataset_repo(run, staging / "dataset", cfg) if cfg.dataset else None
 
     print(f"[groundtune] staged {cfg.repo_id} in {model_folder}:\n{tree(model_folder)}", flush=True)

@@ -517,3 +517,85 @@ def refer(question: str, surname: str, referent: str) -> str | None:
     out = out[0].upper() + out[1:]
     return out if out != question else None
 
+
+
+# Words for the direction of a change or a stance inside a clause, and their opposites: a yes/no question with
+# one of them turned asks about the opposite of what the passage says. A generic list.
+REVERSALS = {"ramp up": "cut", "ramping up": "cutting", "increase": "cut", "increasing": "cutting", "boost": "cut",
+             "raise": "lower", "expand": "shrink", "strengthen": "weaken", "bolster": "weaken", "fails to": "agrees to",
+             "refuses to": "agrees to", "unity": "division"}
+NEXT_NUMBER = {"one": "three", "two": "three", "three": "five", "four": "six", "five": "seven", "six": "eight",
+               "seven": "nine", "eight": "ten", "nine": "twelve", "ten": "twenty", "dozen": "hundred"}
+SAYS_FRAMES = ["Does the passage say that {s}?", "Is it true that {s}?", "According to the source, {s}. Is that right?"]
+
+
+def wrong_number(number: str) -> str | None:
+    """Another number of the same form: '400%' -> '40%', '18' -> '180', 'two' -> 'three'; None if not a number."""
+    word = number.lower()
+    if word in NEXT_NUMBER:
+        out = NEXT_NUMBER[word]
+        return out.capitalize() if number[0].isupper() else out
+    m = re.fullmatch(r"(\d[\d,]*)(.*)", number)
+    if not m or not m.group(1).replace(",", "").isdigit():
+        return None
+    value = int(m.group(1).replace(",", ""))
+    return f"{value // 10 if value >= 20 and value % 10 == 0 else value * 10}{m.group(2)}"
+
+
+def reversed_detail(text: str) -> str | None:
+    """`text` with its first word of REVERSALS turned into the opposite ('ramp up defense spending' -> 'cut
+    defense spending', 'a 400% increase' -> 'a 400% cut'); None if it has none."""
+    found = [(m.start(), m.end(), REVERSALS[w]) for w in REVERSALS for m in [re.search(rf"\b{re.escape(w)}\b", text)] if m]
+    if not found:
+        return None
+    start, end, opposite = min(found)
+    return text[:start] + opposite + text[end:]
+
+
+def claims(sentence: str) -> list[tuple[str, str]]:
+    """(yes/no question, statement) for what a sentence's main clause and its participle clauses say:
+    ('Did Rutte underline the necessity for NATO countries to significantly ramp up defense spending?',
+    'Rutte underlined the necessity ...'), ('Did Rutte advocate a 400% increase in air and missile defense?',
+    'Rutte advocated a 400% increase in air and missile defense')."""
+    c = parse_clause(sentence)
+    if c is None:
+        return []
+    who, obj, out = c.short_subject(), c.object_phrase(), []
+    if obj:
+        asked = _ask(c.aux, who, c.adverbs, c.verb, obj)
+        out.append((f"{asked[0].upper()}{asked[1:]}?", " ".join(w for w in (who, c.aux, c.adverbs, c.verb, obj) if w)))
+    for m in PARTICIPLE.finditer(c.rest):
+        verb = m.group("verb")
+        detail = re.split(r"\bthat |\bif | to counter\b| to sustain\b", m.group("obj"))[0].strip()
+        if verb in {"during", "including", "concerning", "regarding", "according", "following", "being", "stating"} or not detail:
+            continue
+        past = verb[:-3] + "ed"
+        out.append((f"Did {who} {base_form(past)} {detail}?", f"{who} {past} {detail}"))
+    return out
+
+
+def premise_questions(sentence: str, present: set[str], number: re.Pattern, n: int) -> list[tuple[str, bool]]:
+    """Up to `n` yes/no questions about a sentence with one detail made wrong, each beside a true one, as
+    (question, true?): its number ('a 400% increase' -> 'a 40% increase'), a word of REVERSALS ('ramp up' ->
+    'cut') or a country swapped for another one the passage names (`present`). Asked either as 'Did Rutte ...?'
+    or as 'Does the passage say that Rutte ...?' (SAYS_FRAMES, in turns), the true one in the other form, so
+    that neither form nor topic tells Yes from No: only the detail does. The passage answers the wrong ones
+    'No.' and the true ones 'Yes.'."""
+    def wrong(text: str) -> list[str]:
+        m = number.search(text)
+        changed = [text[:m.start()] + w + text[m.end():] for w in [m and wrong_number(m.group(0))] if w]
+        changed.append(reversed_detail(text))
+        others = sorted(present - country_forms(text) - {"United States"})
+        adjectival = re.sub(r"(?<![\w.])U\.S\.(?= [a-z])", "American", text)  # "U.S. weapons" -> "Chinese weapons"
+        changed.append(swap_country(adjectival, present, others[len(text) % len(others)]) if others else None)
+        return [x for x in changed if x]
+
+    out: list[tuple[str, bool]] = []
+    for asked, statement in claims(sentence):
+        for k, (false_q, false_s) in enumerate(zip(wrong(asked), wrong(statement))):
+            if len(out) >= 2 * n:
+                return out
+            says = SAYS_FRAMES[(len(out) // 2) % len(SAYS_FRAMES)]
+            true_form, false_form = (says.format(s=statement), false_q) if k % 2 == 0 else (asked, says.format(s=false_s))
+            out += [(false_form, False), (true_form, True)]
+    return list(dict(out).items())
