@@ -157,6 +157,14 @@ def test_bad_override_value_is_an_error():
         load_config(None, ["--train.batch_size", "0"])
 
 
+def test_false_premise_details_are_named_from_a_fixed_list():
+    cfg = load_config(None, ["--data.augment.false_premise_details", "[direction, country]"])
+    assert cfg.data.augment.false_premise_details == ["direction", "country"]
+    for bad in ("[nope]", "[]"):
+        with pytest.raises(GroundtuneError, match=r"^--data.augment.false_premise_details: must be one or more of"):
+            load_config(None, ["--data.augment.false_premise_details", bad])
+
+
 def test_prefix_gradient_off_needs_a_shared_prefix():
     assert load_config(None, ["--train.prefix_gradient", "false"]).train.prefix_gradient is False
     with pytest.raises(GroundtuneError, match=r"^--train.prefix_gradient: false needs prefix_sharing true"):

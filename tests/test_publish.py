@@ -278,6 +278,17 @@ def test_model_card_names_each_extra_kind_of_question_that_was_trained(run, tmp_
     for key, (_, line) in KNOB_LINES.items():
         assert (line in text) == (key == on), key
     assert "Every example carries the passage in its system prompt" in text
+    if on == "false_premises":
+        assert 'one wrong detail (a number, a direction such as "ramp up" turned into "cut", another country)' in text
+
+
+def test_model_card_names_the_details_false_premises_change(run, tmp_path):
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["config"]["data"]["augment"].update(false_premises=2, false_premise_details=["direction", "country"])
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    assert main(publish_args(run, tmp_path / "stage", "--dry-run")) == 0
+    text = " ".join((tmp_path / "stage" / "model" / "README.md").read_text().split())
+    assert 'Up to 2 yes/no questions per sentence carry one wrong detail (a direction such as "ramp up" turned into "cut", another country)' in text
 
 
 @pytest.mark.parametrize("prefix_gradient", [None, True, False])

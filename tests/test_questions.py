@@ -206,3 +206,12 @@ def test_premise_questions_swap_a_country_in_the_same_form():
                                    NUMBER, 2))
     assert asked == {"Did Rutte emphasize the importance of acquiring Chinese weapons?": False,
                      "Does the passage say that Rutte emphasized the importance of acquiring U.S. weapons?": True}
+
+
+def test_premise_questions_change_only_the_details_asked_for():
+    sentence = ("Rutte underlined the necessity for NATO countries to significantly ramp up defense spending, "
+                "advocating a 400% increase in air and missile defense to counter threats.")
+    directions = [q for q, true in premise_questions(sentence, set(), NUMBER, 3, ["direction"]) if not true]
+    assert directions and all("cut" in q for q in directions) and not any("40%" in q for q in directions)
+    numbers = [q for q, true in premise_questions(sentence, set(), NUMBER, 3, ["number"]) if not true]
+    assert numbers == ["Did Rutte advocate a 40% increase in air and missile defense?"]

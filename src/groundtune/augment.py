@@ -38,10 +38,11 @@ import math
 import random
 import re
 from collections import Counter
+from typing import Sequence
 
 from groundtune.config import AugmentConfig
 from groundtune.evaluation.text import content_stems
-from groundtune.questions import (COUNTRIES, PEOPLE, about_questions, clause_questions, country_forms, factoid_details,
+from groundtune.questions import (COUNTRIES, PEOPLE, PREMISE_DETAILS, about_questions, clause_questions, country_forms, factoid_details,
                                   factoid_questions, keyword_questions, mention_questions, paraphrase,
                                   participle_questions, partner_questions, premise_questions, refer, referents, swap_country, swap_person,
                                   title_questions, title_twins, unstated_questions, when_question, without_detail)
@@ -207,7 +208,8 @@ def rewording(source: str, referring: bool, organisations: bool = False):
 
 def sentence_questions(source: str, abstain_answer: str, participles: bool = False, keywords: int = 0,
                        factoids: bool = False, referring: bool = False,
-                       partners: bool = False, false_premises: int = 0) -> list[list[tuple[str, str, str]]]:
+                       partners: bool = False, false_premises: int = 0,
+                       premise_details: Sequence[str] = PREMISE_DETAILS) -> list[list[tuple[str, str, str]]]:
     """Per passage sentence: (question, answer, kind) triples. Answered by the sentence (topic, cloze,
     what/why/how and yes/no questions, plus a reworded copy of each) or, for details the whole passage
     lacks, by an abstention. A yes/no question with a false premise is answered 'No.' + the sentence.
@@ -238,7 +240,7 @@ def sentence_questions(source: str, abstain_answer: str, participles: bool = Fal
         items += [(q, a, "passage") for q, a in title_questions(answer)]
         items += [(q, answer, "passage") for q in factoid_questions(answer, NUMBER)] if factoids else []
         items += [(q, f"{'Yes' if true else 'No'}. {answer}", "passage")
-                  for q, true in premise_questions(answer, present, NUMBER, false_premises)]
+                  for q, true in premise_questions(answer, present, NUMBER, false_premises, premise_details)]
         items += [(q, a, "abstain") for q, a in near_miss_questions(sent, source, stem)]
         out.append(items)
     return out
@@ -246,10 +248,10 @@ def sentence_questions(source: str, abstain_answer: str, participles: bool = Fal
 
 def passage_pairs(source: str, path: str, abstain_answer: str = "The source does not say.", participles: bool = False,
                   keywords: int = 0, factoids: bool = False, referring: bool = False, partners: bool = False,
-                  false_premises: int = 0) -> list[Pair]:
+                  false_premises: int = 0, premise_details: Sequence[str] = PREMISE_DETAILS) -> list[Pair]:
     """Every sentence question, asked with the whole passage in the prompt."""
     items = sentence_questions(source, abstain_answer, participles, keywords, factoids, referring, partners,
-                               false_premises)
+                               false_premises, premise_details)
     return [Pair(q, a, source, path, i + 1, kind=kind) for i, qs in enumerate(items) for q, a, kind in qs]
 
 
@@ -540,7 +542,7 @@ def augment(pairs: list[Pair], cfg: AugmentConfig, abstain_answer: str) -> list[
         if cfg.passage_questions:
             passage = passage_pairs(source, f"{origin}#passage", abstain_answer, cfg.participle_questions,
                                     cfg.keyword_questions, cfg.factoid_questions, cfg.referent_questions,
-                                    cfg.partner_questions, cfg.false_premises)
+                                    cfg.partner_questions, cfg.false_premises, cfg.false_premise_details)
             known = " ".join(f"{p.question} {p.answer}" for p in pairs if p.source == source)
             for p in (passage + swap_pairs(source, passage, known, cfg.swap_questions, abstain_answer, f"{origin}#swap")
                       + compound_pairs(passage, cfg.compound_questions, f"{origin}#compound")):

@@ -241,6 +241,9 @@ def _data_context(manifest: dict, dataset_rows: list[dict]) -> dict:
         "unstated_questions": augment.get("unstated_questions", False),
         "partner_questions": augment.get("partner_questions", False),
         "false_premises": augment.get("false_premises", 0),
+        "premise_details": ", ".join({"number": "a number", "direction": 'a direction such as "ramp up" turned into "cut"',
+                                      "country": "another country"}[d]
+                                     for d in augment.get("false_premise_details", ["number", "direction", "country"])),
         "compound_questions": augment.get("compound_questions", 0),
         "missing_evidence": augment.get("missing_evidence", 0),
         "missing_details": augment.get("missing_details", 0),

@@ -67,6 +67,8 @@ class AugmentConfig:
     """With passage_questions: for '..., in talks with Ukrainian officials, ...', 'Who did Rutte hold talks with?' and 'With whom did Rutte hold talks?', answered by the sentence (`questions.partner_questions`)."""
     false_premises: int = 0
     """With passage_questions: per sentence, up to this many yes/no questions with one detail made wrong (a number, 'ramp up' -> 'cut', another country), answered 'No.' + the sentence, each beside a true one in another form ('Does the passage say that ...?') answered 'Yes.' (`questions.premise_questions`)."""
+    false_premise_details: list[str] = field(default_factory=lambda: ["number", "direction", "country"])
+    """With false_premises: which details the wrong questions change ("number", "direction", "country")."""
     referent_questions: bool = False
     """With passage_questions: the reworded copy of each passage question names the passage's titled person another way ("What did NATO's chief welcome?", "the alliance's leader", in turns) and an organisation by its noun ("alliance members"): `questions.referents`. Measured over three seeds: no gain (README, Seeds); off."""
     swap_questions: int = 12
@@ -107,6 +109,8 @@ class AugmentConfig:
         check(self.title_twins >= 0, "title_twins", "must be >= 0")
         check(self.compound_questions >= 0, "compound_questions", "must be >= 0")
         check(self.false_premises >= 0, "false_premises", "must be >= 0")
+        check(bool(self.false_premise_details) and set(self.false_premise_details) <= {"number", "direction", "country"},
+              "false_premise_details", "must be one or more of number, direction, country")
 
 
 @dataclass

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Sequence
 
 AUX = {"has", "have", "had", "is", "are", "was", "were", "will", "would", "can", "could", "should", "must", "may"}
 STANCE = {"welcomed", "criticised", "criticized", "praised", "condemned", "supported", "opposed", "rejected",
@@ -574,27 +575,32 @@ def claims(sentence: str) -> list[tuple[str, str]]:
     return out
 
 
-def premise_questions(sentence: str, present: set[str], number: re.Pattern, n: int) -> list[tuple[str, bool]]:
+PREMISE_DETAILS = ("number", "direction", "country")  # the details premise_questions may make wrong
+
+
+def premise_questions(sentence: str, present: set[str], number: re.Pattern, n: int,
+                      details: Sequence[str] = PREMISE_DETAILS) -> list[tuple[str, bool]]:
     """Up to `n` yes/no questions about a sentence with one detail made wrong, each beside a true one, as
-    (question, true?): its number ('a 400% increase' -> 'a 40% increase'), a word of REVERSALS ('ramp up' ->
-    'cut') or a country swapped for another one the passage names (`present`). Asked either as 'Did Rutte ...?'
-    or as 'Does the passage say that Rutte ...?' (SAYS_FRAMES, in turns), the true one in the other form, so
-    that neither form nor topic tells Yes from No: only the detail does. The passage answers the wrong ones
-    'No.' and the true ones 'Yes.'."""
-    def wrong(text: str) -> list[str]:
+    (question, true?). The `details` that may be made wrong: "number" ('a 400% increase' -> 'a 40% increase'),
+    "direction" (a word of REVERSALS, 'ramp up' -> 'cut') and "country" (swapped for another one the passage
+    names, `present`). Asked either as 'Did Rutte ...?' or as 'Does the passage say that Rutte ...?'
+    (SAYS_FRAMES, in turns), the true one in the other form, so that neither form nor topic tells Yes from No:
+    only the detail does. The passage answers the wrong ones 'No.' and the true ones 'Yes.'."""
+    def wrong(text: str) -> dict[str, str | None]:
         m = number.search(text)
-        changed = [text[:m.start()] + w + text[m.end():] for w in [m and wrong_number(m.group(0))] if w]
-        changed.append(reversed_detail(text))
         others = sorted(present - country_forms(text) - {"United States"})
         adjectival = re.sub(r"(?<![\w.])U\.S\.(?= [a-z])", "American", text)  # "U.S. weapons" -> "Chinese weapons"
-        changed.append(swap_country(adjectival, present, others[len(text) % len(others)]) if others else None)
-        return [x for x in changed if x]
+        changed = {"number": next((text[:m.start()] + w + text[m.end():] for w in [m and wrong_number(m.group(0))] if w), None),
+                   "direction": reversed_detail(text),
+                   "country": swap_country(adjectival, present, others[len(text) % len(others)]) if others else None}
+        return {kind: changed[kind] for kind in PREMISE_DETAILS if kind in details}
 
     out: list[tuple[str, bool]] = []
     for asked, statement in claims(sentence):
-        for k, (false_q, false_s) in enumerate(zip(wrong(asked), wrong(statement))):
+        twins = [(q, s) for q, s in zip(wrong(asked).values(), wrong(statement).values()) if q and s]
+        for k, (false_q, false_s) in enumerate(twins):
             if len(out) >= 2 * n:
-                return out
+                break
             says = SAYS_FRAMES[(len(out) // 2) % len(SAYS_FRAMES)]
             true_form, false_form = (says.format(s=statement), false_q) if k % 2 == 0 else (asked, says.format(s=false_s))
             out += [(false_form, False), (true_form, True)]
