@@ -316,6 +316,8 @@ def detail_pairs(source: str, path: str, abstain_answer: str, n: int) -> list[Pa
     questions with the whole passage) are among the passage questions. Only details no other sentence
     repeats are taken out (with "U.S." in two sentences, "Which country's weapons ...?" would still find
     one), round-robin over the sentences."""
+    if not n:
+        return []
     stem, sents = abstain_answer.rstrip("."), sentences(source)
     per_sentence = [[q for q, _ in qas if WH.match(q)] for qas in answered_questions(source, abstain_answer)]
     details = []

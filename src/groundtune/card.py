@@ -14,6 +14,7 @@ from pathlib import Path
 
 from groundtune.errors import GroundtuneError
 from groundtune.evaluation.harness import METRICS
+from groundtune.questions import PREMISE_DETAILS
 
 TEMPLATES = Path(__file__).resolve().parents[2]
 MODEL_CARD_TEMPLATE = TEMPLATES / "model_card.md"
@@ -243,7 +244,7 @@ def _data_context(manifest: dict, dataset_rows: list[dict]) -> dict:
         "false_premises": augment.get("false_premises", 0),
         "premise_details": ", ".join({"number": "a number", "direction": 'a direction such as "ramp up" turned into "cut"',
                                       "country": "another country"}[d]
-                                     for d in augment.get("false_premise_details", ["number", "direction", "country"])),
+                                     for d in augment.get("false_premise_details", PREMISE_DETAILS)),
         "compound_questions": augment.get("compound_questions", 0),
         "missing_evidence": augment.get("missing_evidence", 0),
         "missing_details": augment.get("missing_details", 0),

@@ -22,6 +22,7 @@ from typing import Any, Literal, get_args, get_origin
 import yaml
 
 from groundtune.errors import GroundtuneError
+from groundtune.questions import PREMISE_DETAILS
 
 DEFAULT_BASE_MODEL = "embedded:smollm2-135m-instruct"
 DEFAULT_SYSTEM_PROMPT = (
@@ -67,7 +68,7 @@ class AugmentConfig:
     """With passage_questions: for '..., in talks with Ukrainian officials, ...', 'Who did Rutte hold talks with?' and 'With whom did Rutte hold talks?', answered by the sentence (`questions.partner_questions`)."""
     false_premises: int = 0
     """With passage_questions: per sentence, up to this many yes/no questions with one detail made wrong (a number, 'ramp up' -> 'cut', another country), answered 'No.' + the sentence, each beside a true one in another form ('Does the passage say that ...?') answered 'Yes.' (`questions.premise_questions`)."""
-    false_premise_details: list[str] = field(default_factory=lambda: ["number", "direction", "country"])
+    false_premise_details: list[str] = field(default_factory=lambda: list(PREMISE_DETAILS))
     """With false_premises: which details the wrong questions change ("number", "direction", "country")."""
     referent_questions: bool = False
     """With passage_questions: the reworded copy of each passage question names the passage's titled person another way ("What did NATO's chief welcome?", "the alliance's leader", in turns) and an organisation by its noun ("alliance members"): `questions.referents`. Measured over three seeds: no gain (README, Seeds); off."""
@@ -109,8 +110,8 @@ class AugmentConfig:
         check(self.title_twins >= 0, "title_twins", "must be >= 0")
         check(self.compound_questions >= 0, "compound_questions", "must be >= 0")
         check(self.false_premises >= 0, "false_premises", "must be >= 0")
-        check(bool(self.false_premise_details) and set(self.false_premise_details) <= {"number", "direction", "country"},
-              "false_premise_details", "must be one or more of number, direction, country")
+        check(bool(self.false_premise_details) and set(self.false_premise_details) <= set(PREMISE_DETAILS),
+              "false_premise_details", f"must be one or more of {', '.join(PREMISE_DETAILS)}")
 
 
 @dataclass

@@ -123,6 +123,12 @@ def base_form(verb: str) -> str:
     return stem
 
 
+def yes_no_question(c: Clause, obj: str) -> str:
+    """'Did Rutte welcome <obj>?' or 'Has Rutte consistently called for <obj>?'."""
+    asked = _ask(c.aux, c.short_subject(), c.adverbs, c.verb, obj)
+    return f"{asked[0].upper()}{asked[1:]}?"
+
+
 def _ask(aux: str | None, subject: str, adverbs: str, verb: str, tail: str = "") -> str:
     """Question word order: 'did Rutte welcome X' or 'has Rutte consistently called for X'."""
     if aux:
@@ -144,8 +150,7 @@ def clause_questions(sentence: str) -> list[tuple[str, str]]:
     particle = obj.split()[0] if obj.split() and obj.split()[0] in PREPOSITIONS else ""
     out = [(f"What {_ask(c.aux, who, c.adverbs, c.verb, particle)}?", "answer")]
     if obj:
-        out.append((f"{_ask(c.aux, who, c.adverbs, c.verb, obj)[0].upper()}{_ask(c.aux, who, c.adverbs, c.verb, obj)[1:]}?",
-                    "answer"))
+        out.append((yes_no_question(c, obj), "answer"))
         opposite = OPPOSITE.get(base_form(c.verb))
         if opposite and not c.aux:
             out.append((f"Did {who} {opposite} {obj}?", "false"))
@@ -305,12 +310,8 @@ def participle_questions(sentence: str) -> list[str]:
     if c is None:
         return []
     who, out = c.short_subject(), []
-    for m in PARTICIPLE.finditer(c.rest):
-        verb, obj = m.group("verb"), m.group("obj").strip()
-        if verb in {"during", "including", "concerning", "regarding", "according", "following", "being"}:
-            continue
-        base = base_form(verb[:-3] + "ed")
-        obj = re.split(r"\bthat |\bif ", obj)[0].strip()
+    for past, obj in participles(c):
+        base = base_form(past)
         out.append(f"What did {who} {base}?")
         head, _, tail = obj.partition(" in ")
         if head and tail:
@@ -318,6 +319,17 @@ def participle_questions(sentence: str) -> list[str]:
         for purpose in re.findall(r" to ([a-z]+ .+)$", obj)[:1]:
             out.append(f"Why did {who} {base} {obj[:obj.index(' to ' + purpose)]}?")
     return out
+
+
+NOT_PARTICIPLES = {"during", "including", "concerning", "regarding", "according", "following", "being"}  # -ing, no verb
+
+
+def participles(c: Clause) -> list[tuple[str, str]]:
+    """(past tense, object) of each participle clause after the main verb ('..., advocating a 400% increase in
+    air and missile defense to counter threats' -> ('advocated', 'a 400% increase in air and missile defense to
+    counter threats')), the object cut before a 'that' or 'if' clause."""
+    return [(m.group("verb")[:-3] + "ed", re.split(r"\bthat |\bif ", m.group("obj").strip())[0].strip())
+            for m in PARTICIPLE.finditer(c.rest) if m.group("verb") not in NOT_PARTICIPLES]
 
 
 PARTNER = re.compile(r"\b(?:in|during|after) (?P<event>talks|discussions|negotiations|consultations|meetings|a meeting"
@@ -563,15 +575,11 @@ def claims(sentence: str) -> list[tuple[str, str]]:
         return []
     who, obj, out = c.short_subject(), c.object_phrase(), []
     if obj:
-        asked = _ask(c.aux, who, c.adverbs, c.verb, obj)
-        out.append((f"{asked[0].upper()}{asked[1:]}?", " ".join(w for w in (who, c.aux, c.adverbs, c.verb, obj) if w)))
-    for m in PARTICIPLE.finditer(c.rest):
-        verb = m.group("verb")
-        detail = re.split(r"\bthat |\bif | to counter\b| to sustain\b", m.group("obj"))[0].strip()
-        if verb in {"during", "including", "concerning", "regarding", "according", "following", "being", "stating"} or not detail:
-            continue
-        past = verb[:-3] + "ed"
-        out.append((f"Did {who} {base_form(past)} {detail}?", f"{who} {past} {detail}"))
+        out.append((yes_no_question(c, obj), " ".join(w for w in (who, c.aux, c.adverbs, c.verb, obj) if w)))
+    for past, obj in participles(c):
+        detail = re.split(r" to counter\b| to sustain\b", obj)[0].strip()  # the claim, without its purpose
+        if past != "stated" and detail:
+            out.append((f"Did {who} {base_form(past)} {detail}?", f"{who} {past} {detail}"))
     return out
 
 
@@ -588,15 +596,16 @@ def premise_questions(sentence: str, present: set[str], number: re.Pattern, n: i
     only the detail does. The passage answers the wrong ones 'No.' and the true ones 'Yes.'."""
     def wrong(text: str) -> dict[str, str | None]:
         m = number.search(text)
+        other_number = m and wrong_number(m.group(0))
         others = sorted(present - country_forms(text) - {"United States"})
         adjectival = re.sub(r"(?<![\w.])U\.S\.(?= [a-z])", "American", text)  # "U.S. weapons" -> "Chinese weapons"
-        changed = {"number": next((text[:m.start()] + w + text[m.end():] for w in [m and wrong_number(m.group(0))] if w), None),
+        changed = {"number": text[:m.start()] + other_number + text[m.end():] if other_number else None,
                    "direction": reversed_detail(text),
                    "country": swap_country(adjectival, present, others[len(text) % len(others)]) if others else None}
         return {kind: changed[kind] for kind in PREMISE_DETAILS if kind in details}
 
     out: list[tuple[str, bool]] = []
-    for asked, statement in claims(sentence):
+    for asked, statement in claims(sentence) if n else []:
         twins = [(q, s) for q, s in zip(wrong(asked).values(), wrong(statement).values()) if q and s]
         for k, (false_q, false_s) in enumerate(twins):
             if len(out) >= 2 * n:
