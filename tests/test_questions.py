@@ -122,7 +122,7 @@ def test_swap_country_replaces_the_first_mention_with_the_same_form():
     assert swap_country("What did Rutte say about Germany?", present, "Japan") == "What did Rutte say about Japan?"
     assert swap_country("Did Berlin's move help Kyiv?", present, "France") == "Did Paris's move help Kyiv?"  # capital
     assert swap_country("Why buy American arms for Ukraine?", present, "Italy") == "Why buy Italian arms for Ukraine?"
-    assert swap_country("What about U.S. weapons?", present, "Poland") == "What about Poland weapons?"
+    assert swap_country("What about U.S. weapons?", present, "Poland") == "What about Polish weapons?"  # a modifier
     assert swap_country("What did Rutte say?", present, "Japan") is None
     assert country_forms("a U.S.-made system; Russians, Chinatown") == {"U.S."}  # whole words only
 

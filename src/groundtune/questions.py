@@ -473,12 +473,15 @@ def country_forms(text: str) -> set[str]:
 
 def swap_country(question: str, present: set[str], absent: str) -> str | None:
     """The question with its first mention of a present country (its name, capital or demonym) replaced by
-    the same form of `absent`: 'What did Rutte say about China?' -> '... about Japan?'; None if none."""
+    the same form of `absent`: 'What did Rutte say about China?' -> '... about Japan?'; None if none. An
+    abbreviated name used as a modifier takes the demonym: 'U.S. weapons' -> 'Polish weapons'."""
     found = [(m.start(), m.end(), k) for c in present for k, form in enumerate((c, *COUNTRIES[c]))
              for m in [_mention(form).search(question)] if m]
     if not found:
         return None
     start, end, k = min(found)
+    if k == 0 and "." in question[start:end] and re.match(r" [a-z]", question[end:]):
+        k = 2
     return question[:start] + (absent, *COUNTRIES[absent])[k] + question[end:]
 
 
@@ -598,10 +601,9 @@ def premise_questions(sentence: str, present: set[str], number: re.Pattern, n: i
         m = number.search(text)
         other_number = m and wrong_number(m.group(0))
         others = sorted(present - country_forms(text) - {"United States"})
-        adjectival = re.sub(r"(?<![\w.])U\.S\.(?= [a-z])", "American", text)  # "U.S. weapons" -> "Chinese weapons"
         changed = {"number": text[:m.start()] + other_number + text[m.end():] if other_number else None,
                    "direction": reversed_detail(text),
-                   "country": swap_country(adjectival, present, others[len(text) % len(others)]) if others else None}
+                   "country": swap_country(text, present, others[len(text) % len(others)]) if others else None}
         return {kind: changed[kind] for kind in PREMISE_DETAILS if kind in details}
 
     out: list[tuple[str, bool]] = []
