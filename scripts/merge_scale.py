@@ -13,6 +13,10 @@ the runs), OUT/merge_scale.json and OUT/merge_scale.png (each metric's mean agai
 MLP) at each of --scales: which part of the extrapolation does what (README, Seeds). Its folders are
 OUT/<run>-x<scale>-attn<A>.
 
+`--abstain-bias B` also writes an abstention bias into each merged folder's generation_config.json
+(`save.abstention_bias`: B added to the logit of the abstention's first token at the start of an answer, which
+`pipeline` and groundtune's decoding both apply); its folders are OUT/<run>-x<scale>-bias<B>.
+
 `--questions FILE...` answers other question sets instead of the run's own (each run's report then goes to
 OUT/<run>-x<scale>/eval-<file stem>/), e.g. data/holdout.jsonl, the set no recipe was chosen on.
 
@@ -31,7 +35,7 @@ from pathlib import Path
 from groundtune.ablate import COLUMNS as DEV_COLUMNS, cell, plot_columns  # the ablation table's columns, so the tables read alike
 from groundtune.evaluation.harness import Question, evaluate_model, metrics_by_set, question_half
 from groundtune.kfold import HELDOUT, METRICS as KFOLD_METRICS
-from groundtune.save import remerged_folder
+from groundtune.save import abstention_bias, remerged_folder
 from groundtune.seeds import mean_metrics
 
 # a `groundtune kfold` fold run answers the user's held-out pairs instead of the dev sets: its table adds these
@@ -53,8 +57,9 @@ def run_labels(runs: list[Path]) -> list[str]:
     return labels
 
 
-def folder_name(label: str, scale: float, attention: float | None = None) -> str:
-    return f"{label}-x{scale:g}" + (f"-attn{attention:g}" if attention is not None else "")
+def folder_name(label: str, scale: float, attention: float | None = None, bias: float | None = None) -> str:
+    return (f"{label}-x{scale:g}" + (f"-attn{attention:g}" if attention is not None else "")
+            + (f"-bias{bias:g}" if bias is not None else ""))
 
 
 def eval_folder(questions: list[str] | None) -> str:
@@ -63,20 +68,36 @@ def eval_folder(questions: list[str] | None) -> str:
 
 
 def evaluate_scaled(run: Path, label: str, scale: float, out: Path, attention: float | None = None,
-                    questions: list[str] | None = None) -> dict:
+                    questions: list[str] | None = None, bias: float | None = None) -> dict:
     """report.json's dict for `run` re-merged at `scale` (times the plain trained update; the attention layers
-    at `attention` when given), answering the run's question sets or the files `questions`."""
-    folder = out / folder_name(label, scale, attention)
+    at `attention` when given; with an abstention bias `bias` when given), answering the run's question sets or
+    the files `questions`."""
+    folder = out / folder_name(label, scale, attention, bias)
     report_path = folder / eval_folder(questions) / "report.json"
     if folder.exists() and not same_run(run, folder):  # made from another run of the same name (retrained since)
         shutil.rmtree(folder)
     if report_path.is_file():  # a rerun with more runs or scales reuses what is there
         return json.loads(report_path.read_text())
     remerged_folder(run, run / "adapter", folder, scale, attention)
+    if bias is not None:
+        set_abstention_bias(folder, bias)
     try:
         return evaluate_model(folder, report_path.parent, compare_base=False, question_sets=questions)
     finally:
         (folder / "model.safetensors").unlink(missing_ok=True)
+
+
+def set_abstention_bias(folder: Path, bias: float) -> None:
+    """The model folder's generation_config.json with `save.abstention_bias` for its tokenizer and abstain answer."""
+    from transformers import GenerationConfig
+
+    from groundtune.config import load_run_config
+    from groundtune.model import load_tokenizer
+
+    config = GenerationConfig.from_pretrained(folder)
+    answer = load_run_config(folder / "config.yaml").data.abstain_answer
+    config.sequence_bias = abstention_bias(load_tokenizer(str(folder)), answer, bias)
+    config.save_pretrained(folder)
 
 
 def same_run(run: Path, folder: Path) -> bool:
@@ -119,6 +140,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="answer these JSONL question sets (e.g. data/holdout.jsonl) instead of the run's own")
     parser.add_argument("--attention-scale", type=float, default=None,
                         help="merge the attention layers' update at this scale, the other layers at each of --scales")
+    parser.add_argument("--abstain-bias", type=float, default=None,
+                        help="add this to the logit of the abstention's first token at the start of each answer")
     args = parser.parse_args(argv)
     for run in args.runs:
         if not (run / "adapter" / "adapter_config.json").is_file() or not (run / "config.yaml").is_file():
@@ -129,7 +152,8 @@ def main(argv: list[str] | None = None) -> None:
         reports = []
         for run, label in zip(args.runs, labels):
             print(f"{run} x{scale:g}", flush=True)
-            reports.append(evaluate_scaled(run, label, scale, args.out, args.attention_scale, args.questions))
+            reports.append(evaluate_scaled(run, label, scale, args.out, args.attention_scale, args.questions,
+                                           args.abstain_bias))
             rows.append({"run": str(run), "label": label, "scale": scale, "metrics": reports[-1]["metrics"]["tuned"]})
         means[scale] = mean_metrics([r["metrics"]["tuned"] for r in reports])
         for h in (0, 1):  # the trained pairs count in both halves
@@ -146,6 +170,7 @@ def main(argv: list[str] | None = None) -> None:
     command = " ".join(["scripts/merge_scale.py", *(str(r) for r in args.runs), "--scales",
                         *(f"{x:g}" for x in args.scales), "--out", str(args.out)] + (["--halves"] if args.halves else [])
                        + ([f"--attention-scale {args.attention_scale:g}"] if args.attention_scale is not None else [])
+                       + ([f"--abstain-bias {args.abstain_bias:g}"] if args.abstain_bias is not None else [])
                        + (["--questions", *args.questions] if args.questions else []))
     (args.out / "merge_scale.md").write_text(f"Measured with `{command}`.\n\n" + "\n".join(lines) + "\n")
     (args.out / "merge_scale.json").write_text(json.dumps(

@@ -1,9 +1,12 @@
+import copy
+
 import pytest
 import torch
 
 from groundtune.chat import system_text, to_messages
 from groundtune.config import DataConfig
-from groundtune.generate import PrefixCache, batch_greedy, find_draft, lookup_greedy, shared_prefix
+from groundtune.generate import PrefixCache, SequenceBias, batch_greedy, find_draft, lookup_greedy, shared_prefix
+from groundtune.save import abstention_bias
 from groundtune.infer import Answerer
 
 from conftest import SEED, build_tiny_model
@@ -32,9 +35,9 @@ def prompts(tokenizer):
             for q in QUESTIONS]
 
 
-def reference(model, prompt, n, eos):
+def reference(model, prompt, n, eos, **kwargs):
     out = model.generate(torch.tensor([prompt]), max_new_tokens=n, do_sample=False, eos_token_id=eos,
-                         pad_token_id=eos)
+                         pad_token_id=eos, **kwargs)
     return out[0, len(prompt):].tolist()
 
 
@@ -140,3 +143,79 @@ def test_continuation_logprob_equals_one_prompt_at_a_time(model, tokenizer):
         want = sum(logp[len(ids) - 1 + i, t].item() for i, t in enumerate(cont))
         assert got == pytest.approx(want, abs=1e-4)
     assert len(set(round(x, 3) for x in batched)) > 1  # the prompts differ, so do the scores
+
+
+def biases_that_change_answers(model, tokenizer, ps):
+    """sequence_bias entries of each kind transformers knows, each one changing some greedy answer: one token
+    pushed at the first answer position only (anchored on the generation prompt), a token of the plain answers
+    suppressed everywhere (one-token entry), and a two-token sequence completed mid-answer."""
+    plain = [reference(model, p, 12, tokenizer.eos_token_id) for p in ps]
+    gen_prompt = tokenizer("<|im_start|>assistant\n", add_special_tokens=False)["input_ids"]
+    first = next(t for t in range(len(tokenizer)) if t not in {a[0] for a in plain} and t != tokenizer.eos_token_id)
+    entries = [[gen_prompt + [first], 50.0], [[plain[1][3]], -50.0], [[plain[2][2], plain[0][5]], 50.0]]
+    return plain, entries
+
+
+def test_sequence_bias_decodes_as_generate_does(model, tokenizer):
+    """groundtune's decoding (batched with drafts, streamed with drafts) applies generation_config.sequence_bias
+    as transformers' generate does: token for token, where each entry changes the plain answers."""
+    ps = prompts(tokenizer)
+    plain, entries = biases_that_change_answers(model, tokenizer, ps)
+    expected = [reference(model, p, 12, tokenizer.eos_token_id, sequence_bias=entries) for p in ps]
+    assert all(e[0] == entries[0][0][-1] for e in expected), "the anchored entry acts on the first token"
+    assert all(entries[1][0][0] not in e for e in expected), "the one-token entry acts everywhere"
+    assert expected != plain
+    prefix = PrefixCache(model, shared_prefix(ps))
+    bias = SequenceBias(entries)
+    corpus = [e[1:9] for e in expected]  # drafts that verify under the bias
+    for budget in (0, 24):
+        got = batch_greedy(model, ps, 12, tokenizer.eos_token_id, tokenizer.pad_token_id, prefix, corpus, budget, bias=bias)
+        assert got == expected
+    for p, e in zip(ps, expected):
+        assert lookup_greedy(model, p, 12, tokenizer.eos_token_id, corpus=corpus, prefix=prefix, bias=bias) == e
+
+
+def test_answerer_applies_the_models_sequence_bias(model, tokenizer):
+    answerer = Answerer(model, tokenizer, system=system_text(PASSAGE, DataConfig()), max_new_tokens=6)
+    plain = answerer.answer(QUESTIONS)
+    model.generation_config.sequence_bias = abstention_bias(tokenizer, "The source does not say.", 100.0)
+    try:
+        biased = Answerer(model, tokenizer, system=system_text(PASSAGE, DataConfig()), max_new_tokens=6)
+        answers = biased.answer(QUESTIONS)
+        assert biased.stream(QUESTIONS[0], write=lambda _: None) == answers[0]
+    finally:
+        model.generation_config.sequence_bias = None
+    first = tokenizer("The", add_special_tokens=False)["input_ids"][0]
+    assert all(a.startswith(tokenizer.decode([first])) for a in answers) and answers != plain
+
+
+def test_abstention_bias_anchors_on_the_generation_prompt(tokenizer):
+    [[ids, bias]] = abstention_bias(tokenizer, " The source does not say. ", 2)
+    assert bias == 2.0 and tokenizer.decode(ids) == "<|im_start|>assistant\n" + tokenizer.decode(ids[-1:])
+    assert ids[-1] == tokenizer("The source", add_special_tokens=False)["input_ids"][0]
+    tokenizer_copy = copy.deepcopy(tokenizer)
+    tokenizer_copy.chat_template = "{% for m in messages %}{{ m['content'] }}{% endfor %}"
+    with pytest.raises(ValueError, match="no generation prompt"):  # nothing to anchor on
+        abstention_bias(tokenizer_copy, "The source does not say.", 1.0)
+
+
+def test_saved_generation_defaults_answer_as_groundtune_decodes(model, tokenizer):
+    """A base whose generation_config carries a repetition penalty and an n-gram ban (as Qwen2.5-Instruct's does a
+    penalty) changes generate's answers; set_generation_defaults (what a run folder saves) drops them, so pipeline's
+    generate answers token for token as the evaluation's decoding."""
+    from groundtune.save import set_generation_defaults
+
+    saved = copy.deepcopy(model.generation_config)
+    ps = prompts(tokenizer)
+    plain = batch_greedy(model, ps, 16, tokenizer.eos_token_id, tokenizer.pad_token_id)
+    try:
+        model.generation_config.repetition_penalty = 1.8
+        model.generation_config.no_repeat_ngram_size = 2
+        generate = lambda: [model.generate(torch.tensor([p]), pad_token_id=tokenizer.pad_token_id)[0, len(p):].tolist()
+                            for p in ps]  # noqa: E731
+        model.generation_config.max_new_tokens = 16
+        assert generate() != plain, "the penalties change the answers"
+        set_generation_defaults(model, tokenizer, max_new_tokens=16)
+        assert generate() == plain
+    finally:
+        model.generation_config = saved

@@ -4,6 +4,7 @@
 import json
 import os
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -390,3 +391,23 @@ def test_dev_overlap_checks_its_inputs_before_printing_and_rescores_runs(tmp_pat
     out = capsys.readouterr().out
     assert "of 48 questions of data/dev.jsonl have no training question" in out
     assert f"{run}: all (3 questions): key-fact accuracy" in out and f"{run}: far (" in out
+
+
+def test_merge_scale_abstain_bias_lands_in_the_generation_config(tiny_run, tmp_path):
+    """--abstain-bias writes save.abstention_bias for the folder's tokenizer and abstain answer into its
+    generation_config.json, where transformers (so pipeline) and groundtune's Answerer both read it."""
+    from transformers import GenerationConfig
+
+    from groundtune.config import load_run_config
+    from groundtune.model import load_tokenizer
+    from groundtune.save import abstention_bias
+
+    script = load_script("merge_scale")
+    folder = tmp_path / "copy"
+    shutil.copytree(tiny_run, folder, ignore=shutil.ignore_patterns("dataset", "adapter", "*.safetensors"))
+    script.set_abstention_bias(folder, 1.5)
+    tokenizer = load_tokenizer(str(folder))
+    expected = abstention_bias(tokenizer, load_run_config(folder / "config.yaml").data.abstain_answer, 1.5)
+    assert GenerationConfig.from_pretrained(folder).sequence_bias == expected
+    assert script.folder_name("run", 1.25, None, 1.5) == "run-x1.25-bias1.5"
+    assert "The source does not say.".startswith(tokenizer.decode(expected[0][0][-1:]))

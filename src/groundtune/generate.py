@@ -111,17 +111,53 @@ def left_padded(suffixes: list[list[int]], p: int, pad_token_id: int, device) ->
     return ids.to(device), mask.to(device), positions.to(device)
 
 
+class SequenceBias:
+    """`generation_config.sequence_bias` as transformers' SequenceBiasLogitsProcessor applies it under greedy
+    decoding, so groundtune's decoding gives the answers `pipeline` gives: each entry [token ids, bias] adds
+    its bias to the logit of its last token wherever the context (prompt and answer so far) ends with the
+    other tokens; an entry of one token applies everywhere."""
+
+    def __init__(self, entries):
+        items = entries.items() if isinstance(entries, dict) else entries
+        self.rules = [(list(ids[:-1]), int(ids[-1]), float(bias)) for ids, bias in items]
+
+    @classmethod
+    def of(cls, generation_config) -> "SequenceBias | None":
+        entries = getattr(generation_config, "sequence_bias", None)
+        return cls(entries) if entries else None
+
+    def pick(self, logits: torch.Tensor, context: list[int], draft: Sequence[int] = ()) -> list[int]:
+        """Greedy tokens at each position of `logits` [P, V]: position j follows context + draft[:j]."""
+        logits = logits.float().clone()
+        for j in range(logits.shape[0]):
+            seen = context + list(draft[:j])
+            for prefix, token, bias in self.rules:
+                if len(prefix) <= len(seen) and seen[len(seen) - len(prefix):] == prefix:
+                    logits[j, token] += bias
+        return logits.argmax(-1).tolist()
+
+
+def greedy_tokens(logits: torch.Tensor, bias: SequenceBias | None, contexts: list[list[int] | None],
+                  drafts: list[list[int]]) -> list[list[int]]:
+    """argmax of logits [B, P, V] per row and position, with `bias` applied for the rows whose context is given."""
+    if bias is None:
+        return logits.argmax(-1).tolist()
+    return [bias.pick(row, c, d) if c is not None else [0] * row.shape[0]
+            for row, c, d in zip(logits, contexts, drafts)]
+
+
 @torch.inference_mode()
 def batch_greedy(model, prompts: list[list[int]], max_new_tokens: int, eos_token_id: int | list[int],
                  pad_token_id: int, prefix: PrefixCache | None = None, corpus: Sequence[list[int]] = (),
-                 draft_budget: int = 0, on_done: Callable[[int], None] | None = None) -> list[list[int]]:
+                 draft_budget: int = 0, on_done: Callable[[int], None] | None = None,
+                 bias: SequenceBias | None = None) -> list[list[int]]:
     """Greedy continuations of `prompts` (token id lists), decoded together; stops each row at eos.
 
     With `draft_budget` > 0, rows also get n-gram lookup drafts (as in `lookup_greedy`) when the batch is
     small: each of the B running rows drafts up to draft_budget // B - 1 tokens, so a step feeds about
     draft_budget tokens. A full batch decodes as usual; its tail (a few long answers) advances several
     tokens per step. Rejected draft tokens stay in the cache, masked out, so rows need no realignment.
-    `on_done(i)` is called as prompt i finishes (for progress bars)."""
+    `on_done(i)` is called as prompt i finishes (for progress bars); `bias` is the model's sequence_bias."""
     device = model.device
     p = len(prefix.ids) if prefix is not None else 0
     if prefix is not None and any(pr[:p] != prefix.ids or len(pr) <= p for pr in prompts):
@@ -152,7 +188,8 @@ def batch_greedy(model, prompts: list[list[int]], max_new_tokens: int, eos_token
             positions = torch.cat([positions, next_pos[:, None] + torch.arange(n_draft, device=device)], dim=1)
         logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache,
                        use_cache=True, logits_to_keep=n_draft + 1).logits
-        predicted = logits.argmax(-1).tolist()
+        predicted = (logits.argmax(-1).tolist() if bias is None else
+                     greedy_tokens(logits, bias, [prompts[r] + out[r] if r >= 0 else None for r in slots], drafts))
         bonus, advanced = [pad_token_id] * len(slots), [1] * len(slots)
         for i, r in enumerate(slots):
             if r < 0:
@@ -213,7 +250,7 @@ def find_draft(context: list[int], corpus: list[list[int]], max_ngram: int = 3, 
 @torch.inference_mode()
 def lookup_greedy(model, prompt: list[int], max_new_tokens: int, eos_token_id: int | list[int],
                   corpus: list[list[int]] = (), prefix: PrefixCache | None = None, k: int = MAX_DRAFT,
-                  on_tokens: Callable[[list[int]], None] | None = None) -> list[int]:
+                  on_tokens: Callable[[list[int]], None] | None = None, bias: SequenceBias | None = None) -> list[int]:
     """Greedy decoding of one prompt with n-gram drafting from the prompt, the output and `corpus`.
 
     Drafts are at most k tokens; after a draft that was cut short, the next is at most one token more
@@ -234,7 +271,8 @@ def lookup_greedy(model, prompt: list[int], max_new_tokens: int, eos_token_id: i
         logits = model(input_ids=torch.tensor([feed], device=device), use_cache=True, cache=cache,
                        position_ids=torch.arange(start, start + len(feed), device=device)[None],
                        logits_to_keep=len(draft) + 1).logits[0]
-        new = accepted_tokens(draft, logits.argmax(-1).tolist(), eos, max_new_tokens - len(out))
+        new = accepted_tokens(draft, greedy_tokens(logits[None], bias, [prompt + out], [draft])[0], eos,
+                              max_new_tokens - len(out))
         out += new
         if on_tokens is not None:
             on_tokens(new)

@@ -17,7 +17,8 @@ import torch
 from groundtune.chat import to_messages
 from groundtune.config import EvalConfig
 from groundtune.errors import GroundtuneError
-from groundtune.generate import PrefixCache, batch_greedy, left_padded, lookup_greedy, shared_prefix, start_cache
+from groundtune.generate import (PrefixCache, SequenceBias, batch_greedy, left_padded, lookup_greedy, shared_prefix,
+                                 start_cache)
 from groundtune.model import prefer_gqa_attention
 
 
@@ -54,6 +55,7 @@ class Answerer:
         self.max_new_tokens = max_new_tokens
         self.corpus = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in corpus]
         self._prefix: PrefixCache | None = None
+        self.bias = SequenceBias.of(model.generation_config)  # as pipeline applies it
 
     @classmethod
     def from_dir(cls, path: str | Path, device: str = "auto", **kwargs) -> "Answerer":
@@ -95,7 +97,8 @@ class Answerer:
             idx = order[start:start + batch_size]
             outs = batch_greedy(self.model, [prompts[i] for i in idx], self.max_new_tokens,
                                 self.tokenizer.eos_token_id, self.tokenizer.pad_token_id, prefix,
-                                self.corpus, draft_budget, on_done=None if bar is None else lambda _: bar.update(1))
+                                self.corpus, draft_budget, on_done=None if bar is None else lambda _: bar.update(1),
+                                bias=self.bias)
             for i, tokens in zip(idx, outs):
                 answers[i] = self._decode(tokens)
         if bar is not None:
@@ -137,7 +140,7 @@ class Answerer:
                 _flush()
 
         lookup_greedy(self.model, prompt, self.max_new_tokens, self.tokenizer.eos_token_id, self.corpus,
-                      prefix=self.prefix(), on_tokens=on_tokens)
+                      prefix=self.prefix(), on_tokens=on_tokens, bias=self.bias)
         answer = self._decode(tokens)
         write(answer[len(shown):] + "\n")  # whatever was held back (a cut-off character at the token limit)
         _flush()

@@ -34,16 +34,48 @@ def grounded_tokenizer(tokenizer, cfg: RunConfig, sources: list[str]):
     return tokenizer
 
 
+# Settings a base model's generation_config.json may carry (Qwen2.5-Instruct ships repetition_penalty 1.1) that
+# change greedy answers and that groundtune's evaluation does not apply: a saved model drops them, so `pipeline`
+# answers as the evaluation measured. sequence_bias is applied by both (generate.SequenceBias) but set afresh.
+UNMEASURED_GENERATION = ("repetition_penalty", "encoder_repetition_penalty", "no_repeat_ngram_size",
+                         "encoder_no_repeat_ngram_size", "bad_words_ids", "suppress_tokens", "begin_suppress_tokens",
+                         "min_length", "min_new_tokens", "sequence_bias", "forced_bos_token_id", "forced_eos_token_id",
+                         "exponential_decay_length_penalty", "num_beams", "num_beam_groups", "diversity_penalty",
+                         "length_penalty", "typical_p", "min_p", "epsilon_cutoff", "eta_cutoff", "renormalize_logits")
+
+
 def set_generation_defaults(model, tokenizer, max_new_tokens: int = 256) -> None:
-    """Greedy decoding that stops at the end-of-turn token: what `pipeline` users get by default."""
+    """Greedy decoding that stops at the end-of-turn token, and nothing else that changes the answers: what
+    `pipeline` users get by default is what the evaluation measured."""
     gc = model.generation_config
     gc.do_sample = False
     gc.temperature = None
     gc.top_p = None
     gc.top_k = None
+    for name in UNMEASURED_GENERATION:
+        if hasattr(gc, name):
+            setattr(gc, name, None)
     gc.max_new_tokens = max_new_tokens
     gc.eos_token_id = tokenizer.eos_token_id
     gc.pad_token_id = tokenizer.pad_token_id
+
+
+def abstention_bias(tokenizer, abstain_answer: str, bias: float) -> list:
+    """A `generation_config.sequence_bias` entry that adds `bias` to the logit of the abstention's first token
+    ("The" of "The source does not say") at the first token of an answer and nowhere else: the entry's other
+    tokens are the chat template's generation prompt ("<|im_start|>assistant\\n"), which only the start of
+    an answer follows. transformers' generate (so `pipeline`) and groundtune's decoding both apply it."""
+    messages = [{"role": "user", "content": "Q"}]
+    text = lambda add: tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add)  # noqa: E731
+    with_prompt, without = text(True), text(False)
+    if not with_prompt.startswith(without) or with_prompt == without:
+        raise ValueError("the chat template has no generation prompt to anchor an abstention bias on")
+    anchor = tokenizer(with_prompt[len(without):], add_special_tokens=False)["input_ids"]
+    full = tokenizer(with_prompt, add_special_tokens=False)["input_ids"]
+    if full[len(full) - len(anchor):] != anchor:
+        raise ValueError("the generation prompt tokenizes differently inside a prompt; no abstention bias possible")
+    first = tokenizer(abstain_answer.strip(), add_special_tokens=False)["input_ids"][0]
+    return [[anchor + [first], float(bias)]]
 
 
 def save_loss_plot(log_history: list[dict], path: Path) -> None:
