@@ -219,3 +219,18 @@ def test_saved_generation_defaults_answer_as_groundtune_decodes(model, tokenizer
         assert generate() == plain
     finally:
         model.generation_config = saved
+
+
+def test_unapplied_generation_settings_are_named():
+    """A model folder whose generation config samples or penalises gets a note naming what groundtune's greedy
+    decoding leaves out; neutral values and what it applies (sequence_bias) are not named."""
+    from transformers import GenerationConfig
+
+    from groundtune.infer import unapplied_generation
+
+    assert unapplied_generation(GenerationConfig()) == []
+    neutral = GenerationConfig(do_sample=False, repetition_penalty=1.0, num_beams=1, no_repeat_ngram_size=0,
+                               sequence_bias=[[[1, 2], 3.0]])
+    assert unapplied_generation(neutral) == []
+    qwen_like = GenerationConfig(do_sample=True, temperature=0.7, top_p=0.8, repetition_penalty=1.1)
+    assert unapplied_generation(qwen_like) == ["do_sample=True", "repetition_penalty=1.1"]

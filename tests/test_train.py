@@ -146,8 +146,9 @@ def test_prefix_without_gradient_backpropagates_through_the_suffix_only(tokenize
     ref_losses, ref = grads(True)
     assert losses == pytest.approx(full_losses, rel=1e-6) and ref_losses == pytest.approx(full_losses, rel=1e-6)
     assert stopped.keys() == ref.keys() == full.keys() and len(ref) > 0
-    for k in ref:
-        assert torch.allclose(stopped[k], ref[k], atol=1e-7, rtol=1e-5), k
+    for k in ref:  # equal up to float32 rounding of sums taken in another order: a few ulps of the largest entry
+        # (2.4e-7 at entries up to 1.8 on an avx2 CPU; an absolute 1e-7 held only on avx512), far below the gap to `full`
+        assert torch.allclose(stopped[k], ref[k], atol=1e-6 * ref[k].abs().max().item(), rtol=1e-5), k
     assert any(not torch.allclose(full[k], ref[k], atol=1e-6, rtol=1e-3) for k in ref)
 
 

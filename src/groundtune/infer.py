@@ -43,6 +43,22 @@ def known_answers(path: str | Path) -> list[str]:
     return list(dict.fromkeys(datasets.load_from_disk(str(folder))["train"]["answer"]))
 
 
+def unapplied_generation(generation_config) -> list[str]:
+    """The settings of a model's generation config that change what `pipeline` answers and that groundtune's
+    greedy decoding does not apply (sampling, beams, penalties...), as 'name=value'. A setting at its neutral
+    value (None, or 1 for a factor such as repetition_penalty, 0 for a count) is no change."""
+    from groundtune.save import UNMEASURED_GENERATION
+
+    factors = {"repetition_penalty", "encoder_repetition_penalty", "num_beams", "num_beam_groups", "typical_p"}
+    skip = {"sequence_bias", "length_penalty"}  # the first is applied (SequenceBias), only beams read the second
+    out = ["do_sample=True"] if getattr(generation_config, "do_sample", False) else []
+    for name in UNMEASURED_GENERATION:
+        value = getattr(generation_config, name, None)
+        if name not in skip and value not in (None, []) and value != (1 if name in factors else 0):
+            out.append(f"{name}={value!r}")
+    return out
+
+
 class Answerer:
     """Greedy answers from a chat model, batched (`answer`) or streamed (`stream`)."""
 
@@ -65,6 +81,10 @@ class Answerer:
         path = check_model_dir(path)
         tokenizer = load_tokenizer(str(path))
         model = load_model(str(path), ModelConfig(device=device))
+        unapplied = unapplied_generation(model.generation_config)
+        if unapplied:
+            print(f"[groundtune] note: {path}/generation_config.json sets {', '.join(unapplied)}; groundtune decodes "
+                  "greedily without them, so pipeline's answers can differ from these", flush=True)
         kwargs.setdefault("corpus", known_answers(path))
         return cls(model, tokenizer, **kwargs)
 
