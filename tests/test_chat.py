@@ -44,6 +44,13 @@ def test_system_prompt_is_exact():
     assert system_text("P", cfg) == "Use this:\nP\nEnd."
 
 
+def test_sentence_layout_puts_each_sentence_on_its_own_line():
+    passage = "The U.S. sent aid. Rutte met Ukrainian officials on Monday. He spoke."
+    text = system_text(passage, DataConfig(passage_layout="sentences"))
+    assert text.endswith("Source:\nThe U.S. sent aid.\nRutte met Ukrainian officials on Monday.\nHe spoke.")
+    assert system_text(passage, DataConfig()).endswith("Source:\n" + passage)
+
+
 def test_loss_is_exactly_on_the_answer_and_end_token(tokenizer):
     answer = "Alice founded Acme in 2001, with two partners."
     messages = to_messages("Who founded Acme?", answer, system_text("Alice founded Acme in 2001.", DataConfig()))

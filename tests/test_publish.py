@@ -259,6 +259,19 @@ def test_model_card_says_whether_unstated_details_were_trained(run, tmp_path, un
     assert ("details a sentence names without giving" in text) == bool(unstated)
 
 
+@pytest.mark.parametrize("layout", [None, "paragraph", "sentences"])
+def test_model_card_says_how_the_passage_was_laid_out(run, tmp_path, layout):
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["config"]["data"].pop("passage_layout", None)  # None: a run saved before the key existed
+    if layout:
+        manifest["config"]["data"]["passage_layout"] = layout
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    assert main(publish_args(run, tmp_path / "stage", "--dry-run")) == 0
+    text = " ".join((tmp_path / "stage" / "model" / "README.md").read_text().split())
+    assert "as the model's chat template does at inference." in text or layout == "sentences"
+    assert ("at inference, one sentence per line." in text) == (layout == "sentences")
+
+
 KNOB_LINES = {"partner_questions": (True, "hold talks with?"), "false_premises": (3, "carry one wrong detail"),
               "compound_questions": (12, "12 two-part questions"), "missing_evidence": (2, "Evidence removal"),
               "missing_details": (3, "Detail removal: 3 prompts")}

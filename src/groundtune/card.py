@@ -248,6 +248,7 @@ def _data_context(manifest: dict, dataset_rows: list[dict]) -> dict:
         "compound_questions": augment.get("compound_questions", 0),
         "missing_evidence": augment.get("missing_evidence", 0),
         "missing_details": augment.get("missing_details", 0),
+        "passage_layout": manifest.get("config", {}).get("data", {}).get("passage_layout", "paragraph"),
     }
 
 

@@ -23,6 +23,10 @@ def system_text(source: str, cfg: DataConfig) -> str | None:
     """The system prompt for a passage, or None in closed-book mode (the base model's default applies)."""
     if not cfg.open_book:
         return None
+    if cfg.passage_layout == "sentences":
+        from groundtune.augment import sentences
+
+        source = "\n".join(sentences(source))
     return cfg.system_prompt.replace("{source}", source)
 
 

@@ -132,6 +132,8 @@ class DataConfig:
     """Put the source passage in the system prompt, in training and in the saved chat template (RAFT-style)."""
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     """System prompt; `{source}` is replaced by the passage. Saved in the model's chat template."""
+    passage_layout: Literal["paragraph", "sentences"] = "paragraph"
+    """How the passage is written into the system prompt: as given, or one sentence per line (split as `augment.sentences` splits it)."""
     abstain_answer: str = DEFAULT_ABSTAIN_ANSWER
     """What the model says when the source does not answer the question."""
     augment: AugmentConfig = field(default_factory=AugmentConfig)
