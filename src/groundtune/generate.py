@@ -137,15 +137,6 @@ class SequenceBias:
         return logits.argmax(-1).tolist()
 
 
-def greedy_tokens(logits: torch.Tensor, bias: SequenceBias | None, contexts: list[list[int] | None],
-                  drafts: list[list[int]]) -> list[list[int]]:
-    """argmax of logits [B, P, V] per row and position, with `bias` applied for the rows whose context is given."""
-    if bias is None:
-        return logits.argmax(-1).tolist()
-    return [bias.pick(row, c, d) if c is not None else [0] * row.shape[0]
-            for row, c, d in zip(logits, contexts, drafts)]
-
-
 @torch.inference_mode()
 def batch_greedy(model, prompts: list[list[int]], max_new_tokens: int, eos_token_id: int | list[int],
                  pad_token_id: int, prefix: PrefixCache | None = None, corpus: Sequence[list[int]] = (),
@@ -188,8 +179,9 @@ def batch_greedy(model, prompts: list[list[int]], max_new_tokens: int, eos_token
             positions = torch.cat([positions, next_pos[:, None] + torch.arange(n_draft, device=device)], dim=1)
         logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache,
                        use_cache=True, logits_to_keep=n_draft + 1).logits
-        predicted = (logits.argmax(-1).tolist() if bias is None else
-                     greedy_tokens(logits, bias, [prompts[r] + out[r] if r >= 0 else None for r in slots], drafts))
+        predicted = (logits.argmax(-1).tolist() if bias is None else  # idle rows (r < 0) are never read
+                     [bias.pick(row, prompts[r] + out[r], d) if r >= 0 else []
+                      for row, r, d in zip(logits, slots, drafts)])
         bonus, advanced = [pad_token_id] * len(slots), [1] * len(slots)
         for i, r in enumerate(slots):
             if r < 0:
@@ -250,7 +242,8 @@ def find_draft(context: list[int], corpus: list[list[int]], max_ngram: int = 3, 
 @torch.inference_mode()
 def lookup_greedy(model, prompt: list[int], max_new_tokens: int, eos_token_id: int | list[int],
                   corpus: list[list[int]] = (), prefix: PrefixCache | None = None, k: int = MAX_DRAFT,
-                  on_tokens: Callable[[list[int]], None] | None = None, bias: SequenceBias | None = None) -> list[int]:
+                  on_tokens: Callable[[list[int]], None] | None = None,
+                  bias: SequenceBias | None = None) -> list[int]:
     """Greedy decoding of one prompt with n-gram drafting from the prompt, the output and `corpus`.
 
     Drafts are at most k tokens; after a draft that was cut short, the next is at most one token more
@@ -271,8 +264,8 @@ def lookup_greedy(model, prompt: list[int], max_new_tokens: int, eos_token_id: i
         logits = model(input_ids=torch.tensor([feed], device=device), use_cache=True, cache=cache,
                        position_ids=torch.arange(start, start + len(feed), device=device)[None],
                        logits_to_keep=len(draft) + 1).logits[0]
-        new = accepted_tokens(draft, greedy_tokens(logits[None], bias, [prompt + out], [draft])[0], eos,
-                              max_new_tokens - len(out))
+        predicted = logits.argmax(-1).tolist() if bias is None else bias.pick(logits, prompt + out, draft)
+        new = accepted_tokens(draft, predicted, eos, max_new_tokens - len(out))
         out += new
         if on_tokens is not None:
             on_tokens(new)
