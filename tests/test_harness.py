@@ -12,7 +12,8 @@ import pytest
 from groundtune.cli import main
 from groundtune.errors import GroundtuneError
 from groundtune.evaluation.harness import METRICS, PROPORTIONS, aggregate, key_fact_hit, question_half, read_question_set
-from groundtune.evaluation.report import REPORT_FILES
+from groundtune.evaluation.report import MODELS, REPORT_FILES
+from groundtune.source_check import SourceCheck
 
 from conftest import SEED, load_script, tiny_run_overrides
 
@@ -157,7 +158,7 @@ def test_run_ends_with_an_evaluation_report(tiny_run, capsys):
     report = json.loads((tiny_run / "eval" / "report.json").read_text())
     assert list(report) == ["model", "base_model", "created", "source_sha256", "timings_s", "scorer", "sets",
                             "metrics", "intervals", "questions"]
-    for model in ("tuned", "base"):  # a 95% interval around every share of questions, over the questions it counts
+    for model in MODELS:  # a 95% interval around every share of questions, over the questions it counts
         for set_name, bounds in report["intervals"][model].items():
             assert list(bounds) == list(PROPORTIONS)
             for metric, b in bounds.items():
@@ -168,7 +169,7 @@ def test_run_ends_with_an_evaluation_report(tiny_run, capsys):
     assert report["intervals"]["tuned"]["unanswerable"]["abstention_rate"]["n"] == 2
     assert report["sets"] == {"train": {"n": 9, "answerable": 9}, "dev": {"n": 3, "answerable": 3},
                               "unanswerable": {"n": 2, "answerable": 0}}
-    for model in ("tuned", "base"):
+    for model in MODELS:
         assert list(report["metrics"][model]) == ["train", "dev", "unanswerable"]
         assert all(list(m) == list(METRICS) for m in report["metrics"][model].values())
     assert report["metrics"]["tuned"]["unanswerable"]["key_fact_accuracy"] is None
@@ -177,10 +178,16 @@ def test_run_ends_with_an_evaluation_report(tiny_run, capsys):
     assert q["set"] == "dev" and q["key_facts"] == DEV[0]["key_facts"]
     assert set(q["tuned"]) == {"answer", "consistency", "signals", "flags", "key_fact_hit", "yes_no", "abstained",
                                "abstain_logprob"}
-    for model in ("tuned", "base"):  # a number for the set with unanswerable questions, null elsewhere
+    for model in MODELS:  # a number for the set with unanswerable questions, null elsewhere
         auroc = [report["metrics"][model][s]["abstention_auroc"] for s in ("train", "dev", "unanswerable")]
         assert auroc[:2] == [None, None] and 0.0 <= auroc[2] <= 1.0
     assert q["base"] is not None and report["base_model"]
+    check = SourceCheck.from_dir(tiny_run)  # `checked`: the tuned answers, withheld where the check flags them
+    for row in report["questions"]:
+        withheld = bool(check.flags(row["tuned"]["answer"]))
+        assert row["checked"]["answer"] == (check.abstain_answer if withheld else row["tuned"]["answer"])
+        assert row["checked"]["abstained"] or not withheld
+        assert row["checked"]["abstain_logprob"] == row["tuned"]["abstain_logprob"]
     assert "train" in (tiny_run / "eval" / "report.md").read_text()
     assert "95% intervals (Wilson)" in (tiny_run / "eval" / "report.md").read_text()
     html = (tiny_run / "eval" / "report.html").read_text()
@@ -212,6 +219,29 @@ def test_eval_cli_writes_the_report_where_asked(tiny_run, question_sets, tmp_pat
     report = json.loads((out / "report.json").read_text())
     assert list(report["sets"]) == ["dev"] and report["metrics"]["base"] is None and report["base_model"] is None
     assert "key-fact accuracy" in capsys.readouterr().out
+
+
+def test_checked_answers_withhold_invented_details_and_keep_the_rest(tiny_run, question_sets, tmp_path, monkeypatch):
+    """`checked` in a report: the tuned answers with those naming what the passage and the user's answers lack
+    replaced by the abstention answer (answers fixed here, so the test does not hang on what a tiny model says)."""
+    from groundtune.evaluation import harness
+
+    given = ["Germany is providing two additional Patriot missile systems.",  # supported
+             "By 400%, which Rutte announced in Vilnius in 2019.",             # a name and a year nowhere
+             "The source does not say; it does not mention Japan."]           # already abstains: kept
+    monkeypatch.setattr(harness, "answer_tuned", lambda *a, **k: (list(given), [-1.0, -2.0, -0.5]))
+    report = harness.evaluate_model(tiny_run, tmp_path / "r", question_sets=[question_sets[1]], compare_base=False)
+    checked = [q["checked"] for q in report["questions"]]
+    assert [c["answer"] for c in checked] == [given[0], SourceCheck.from_dir(tiny_run).abstain_answer, given[2]]
+    assert [c["abstain_logprob"] for c in checked] == [-1.0, -2.0, -0.5]
+    assert report["metrics"]["tuned"]["dev"]["refusal_rate"] == pytest.approx(1 / 3, abs=1e-3)
+    assert report["metrics"]["checked"]["dev"]["refusal_rate"] == pytest.approx(2 / 3, abs=1e-3)
+    assert report["metrics"]["checked"]["dev"]["unsupported_rate"] < report["metrics"]["tuned"]["dev"]["unsupported_rate"]
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert md.count("- checked (") == 1  # the answer lists show `checked` only where it differs
+    off = harness.evaluate_model(tiny_run, tmp_path / "off", question_sets=[question_sets[1]], compare_base=False,
+                                 cfg=harness.EvalConfig(source_check=False))
+    assert off["metrics"]["checked"] is None and off["questions"][0]["checked"] is None
 
 
 def test_eval_cli_missing_model_is_one_line(tmp_path, capsys):

@@ -121,6 +121,26 @@ def test_dry_run_stages_adapter_repo_with_card(run, tmp_path, capsys):
     assert str(run) not in card.text and "/tmp" not in card.content and str(REPO) not in card.content, "no local paths"
 
 
+def test_card_adds_the_source_checked_column_when_the_report_has_it(run, tmp_path):
+    path = run / "eval" / "report.json"
+    report = json.loads(path.read_text())
+    assert "tuned + source check" not in load_card_of(run, tmp_path / "plain").text  # reports before the check
+    report["metrics"]["checked"] = {name: {k: (v if v is None else v + 0.05) for k, v in m.items()}
+                                    for name, m in report["metrics"]["tuned"].items()}
+    path.write_text(json.dumps(report))
+    text = load_card_of(run, tmp_path / "checked").text
+    dev = report["metrics"]
+    assert "| metric | base | tuned | tuned, 95% interval | change | tuned + source check |" in text
+    assert (f"| key_fact_accuracy | 0.250 | {dev['tuned']['dev']['key_fact_accuracy']:.3f} | 0.250–0.750 | "
+            f"{dev['tuned']['dev']['key_fact_accuracy'] - 0.25:+.3f} | {dev['checked']['dev']['key_fact_accuracy']:.3f} |") in text
+    assert "`pipeline` does not" in text
+
+
+def load_card_of(run: Path, staging: Path):
+    assert main(publish_args(run, staging, "--dry-run")) == 0
+    return load_card(staging / "model" / "README.md")
+
+
 def test_merged_dry_run_stages_a_transformers_model(run, tmp_path):
     assert main(publish_args(run, tmp_path / "stage", "--dry-run", "--merged", "--dtype", "bfloat16")) == 0
     model = tmp_path / "stage" / "model"

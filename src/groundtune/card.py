@@ -86,7 +86,7 @@ def with_extra_sets(report: dict, extras: list[tuple[str, Path, dict]]) -> dict:
     for name, _, extra in extras:
         for set_name, info in extra["sets"].items():
             merged["sets"][set_name] = {**info, "report": name, "created": extra.get("created")}
-            for model in ("tuned", "base"):
+            for model in ("tuned", "checked", "base"):
                 for part in ("metrics", "intervals"):
                     values = (extra.get(part) or {}).get(model) or {}
                     if set_name in values:
@@ -186,18 +186,21 @@ def eval_tables(report: dict) -> dict:
     """Per question set: n, answerable and one row per metric with base, tuned and the change."""
     tuned_all = report["metrics"]["tuned"]
     base_all = report["metrics"].get("base") or {}
+    checked_all = report["metrics"].get("checked") or {}  # reports before the source check: none
     bounds_all = (report.get("intervals") or {}).get("tuned") or {}  # reports before intervals: none
     sets = []
     for name, info in report["sets"].items():
         tuned, base, bounds = tuned_all.get(name, {}), base_all.get(name, {}), bounds_all.get(name, {})
+        checked = checked_all.get(name, {})
         metrics = [m for m in METRICS if m in tuned] + [m for m in tuned if m not in METRICS]
-        rows = [{"metric": m, "base": _fmt(base.get(m)), "tuned": _fmt(tuned.get(m)),
+        rows = [{"metric": m, "base": _fmt(base.get(m)), "tuned": _fmt(tuned.get(m)), "checked": _fmt(checked.get(m)),
                  "interval": f"{bounds[m]['low']:.3f}–{bounds[m]['high']:.3f}" if bounds.get(m) else "–",
                  "change": _change(base.get(m), tuned.get(m))} for m in metrics]
         sets.append({"name": name, "n": info.get("n"), "answerable": info.get("answerable"), "rows": rows,
                      "report": info.get("report"), "created": info.get("created")})
     return {"created": report.get("created", "unknown date"), "source_sha256": report.get("source_sha256", "unknown"),
-            "sets": sets, "total_questions": sum(s["n"] or 0 for s in sets if s["name"] != "train")}
+            "sets": sets, "total_questions": sum(s["n"] or 0 for s in sets if s["name"] != "train"),
+            "checked": bool(checked_all)}
 
 
 def model_index(report: dict, dataset_type: str):

@@ -114,7 +114,8 @@ def cmd_ask(args, extra) -> int:
     from groundtune.infer import ask
 
     _no_overrides(extra)
-    ask(args.model, args.question, max_new_tokens=args.max_new_tokens, device=args.device)
+    ask(args.model, args.question, max_new_tokens=args.max_new_tokens, device=args.device,
+        source_check=args.source_check)
     return 0
 
 
@@ -309,6 +310,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("question", nargs="?", help="the question; omitted: interactive session")
     p.add_argument("--max-new-tokens", type=int, default=256)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    p.add_argument("--source-check", action=argparse.BooleanOptionalAction, default=None,
+                   help="withhold an answer naming a number or name the passage and your answers lack (groundtune."
+                        "source_check) [default: on for a groundtune run folder, off for other model folders]")
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show Python tracebacks")
     p.set_defaults(func=cmd_ask)
 

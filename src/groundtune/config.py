@@ -278,6 +278,10 @@ class EvalConfig:
     """Tokens fed per decoding step once few answers are still running: each running answer is extended
     by n-gram drafts from the passage, checked in the same pass (groundtune.generate); 0 turns it off.
     The answers are the same either way."""
+    source_check: bool = True
+    """Also score the tuned model's answers after the source check (groundtune.source_check: an answer naming a
+    number or name found in neither the passage nor the user's answers becomes the abstention answer), as the
+    report's model `checked`. Scoring only: the answers are the tuned model's, no second generation."""
     nli_model: str | None = None
     """Optional local folder of an NLI / fact-checking classifier (e.g. MiniCheck, HHEM-style); adds the signal `nli`. Not needed."""
 

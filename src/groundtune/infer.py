@@ -177,11 +177,29 @@ def _progress(total: int, desc: str):
     return tqdm(total=total, desc=desc, unit="q")
 
 
-def ask(model_dir: str, question: str | None, max_new_tokens: int = 256, device: str = "auto") -> None:
-    """Answer one question, or (no question) read questions from stdin and stream answers."""
+def ask(model_dir: str, question: str | None, max_new_tokens: int = 256, device: str = "auto",
+        source_check: bool | None = None) -> None:
+    """Answer one question, or (no question) read questions from stdin and stream answers. `source_check`
+    (None: on for a groundtune run folder) prints each whole answer after the source check instead of streaming."""
+    from groundtune.source_check import SourceCheck
+
     answerer = Answerer.from_dir(model_dir, device=device, max_new_tokens=max_new_tokens)
+    is_run = (Path(model_dir) / "dataset" / "dataset_dict.json").is_file()
+    check = SourceCheck.from_dir(model_dir) if (is_run if source_check is None else source_check) else None
+
+    def reply(q: str) -> None:
+        if check is None:
+            answerer.stream(q)
+            return
+        answer = answerer.stream(q, write=lambda _: None)
+        flags = check.flags(answer)
+        if flags:
+            print(f"[groundtune] source check: withheld {answer!r} ({', '.join(repr(f['text']) for f in flags)} "
+                  "in neither the passage nor your answers)", file=sys.stderr, flush=True)
+        print(check.apply(answer), flush=True)
+
     if question is not None:
-        answerer.stream(question)
+        reply(question)
         return
     interactive = sys.stdin.isatty()
     if interactive:
@@ -195,4 +213,4 @@ def ask(model_dir: str, question: str | None, max_new_tokens: int = 256, device:
             if interactive:
                 break
             continue
-        answerer.stream(line.strip())
+        reply(line.strip())

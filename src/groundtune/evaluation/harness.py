@@ -301,6 +301,14 @@ def answers_and_abstention(answerer, target: Target, questions: list[str], cfg: 
         return answers, answerer.continuation_logprob(questions, abstention_opening(target.data.abstain_answer))
 
 
+def source_check(target: Target):
+    """The source check of the evaluated model: its passage, the user's answers (a run folder's) and its abstention."""
+    from groundtune.source_check import SourceCheck
+
+    user = tuple(q.reference for q in train_questions(target.run_folder)) if target.run_folder else ()
+    return SourceCheck(target.source, user, target.data.abstain_answer)
+
+
 def answer_tuned(target: Target, questions: list[str], cfg: EvalConfig, device: str,
                  timer) -> tuple[list[str], list[float]]:
     from groundtune.infer import Answerer
@@ -368,6 +376,10 @@ def evaluate_model(model_dir: str | Path, out_dir: str | Path, cfg: EvalConfig |
     questions = [q for qs in sets.values() for q in qs]
     texts = [q.question for q in questions]
     answers = {"tuned": answer_tuned(target, texts, cfg, device, timer)}
+    if cfg.source_check:
+        check = source_check(target)
+        tuned, logprobs = answers["tuned"]
+        answers["checked"] = [check.apply(a) for a in tuned], logprobs
     if compare_base:
         answers["base"] = answer_base(target, texts, cfg, timer)
     with timer("score"):

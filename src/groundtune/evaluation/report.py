@@ -10,7 +10,9 @@ report.json keys (other tools, such as the model card, read these; add keys, nev
                     abstain_logprob_base?, score, total}: seconds
     scorer         {heldout_auc, heldout_balanced_accuracy, labels_sha256}: how far `consistency` is trusted
     sets           {SET: {"n": questions, "answerable": answerable questions}}
-    metrics        {"tuned": {SET: {METRIC: value}}, "base": {SET: {METRIC: value}} | null}
+    metrics        {"tuned": {SET: {METRIC: value}}, "checked": ... | null, "base": {SET: {METRIC: value}} | null}
+                   "checked": the tuned model's answers after the source check (`eval.source_check`;
+                   groundtune.source_check), same abstain_logprob; null when it is off
                    METRIC in key_fact_accuracy, abstention_rate, refusal_rate, unsupported_rate,
                    mean_consistency, token_recall, token_f1, rougeL, abstention_auroc; a value is null where
                    the metric does not apply (no key facts, no unanswerable questions). abstention_auroc: ROC
@@ -18,11 +20,11 @@ report.json keys (other tools, such as the model card, read these; add keys, nev
                    of every set but `train` (how well the model knows what the source does not say).
                    yes_no_accuracy: of the answerable questions whose reference opens with Yes or No, the
                    share of answers that open with the same word (`harness.yes_no_agrees`)
-    intervals      {"tuned": {SET: {METRIC: {"low", "high", "n"} | null}}, "base": ... | null}: 95% Wilson
+    intervals      {"tuned": {SET: {METRIC: {"low", "high", "n"} | null}}, "checked": ... | null, "base": ... | null}: 95% Wilson
                    intervals of the metrics that are shares of questions (`harness.PROPORTIONS`), over the n
                    questions each counts (null where it counts none)
     questions      [{"set", "id", "question", "reference", "answerable", "key_facts",
-                     "tuned": ANSWER, "base": ANSWER | null}]
+                     "tuned": ANSWER, "checked": ANSWER | null, "base": ANSWER | null}]
                    ANSWER = {"answer", "consistency", "signals": {name: value}, "flags": {unsupported_numbers,
                    unsupported_names, unsupported_sentences, weakest_clause, polarity_flips, role_flips,
                    abstention}, "key_fact_hit": bool | null, "yes_no": bool | null, "abstained": bool,
@@ -49,6 +51,9 @@ LABELS = {"key_fact_accuracy": "key-fact accuracy", "abstention_rate": "abstenti
           "mean_consistency": "mean consistency", "token_recall": "token recall", "token_f1": "token F1",
           "rougeL": "ROUGE-L", "abstention_auroc": "abstention AUROC", "yes_no_accuracy": "yes/no right"}
 REPORT_FILES = ("report.json", "report.md", "report.html", "metrics.png")
+MODELS = ("tuned", "checked", "base")
+"""The models a report can hold, in table order: the tuned model, its answers after the source check, the base."""
+COLORS = {"tuned": "tab:blue", "checked": "tab:green", "base": "tab:gray"}
 
 
 def build_report(target, sets: dict, questions: list, scored: dict[str, list[dict]], timings: dict) -> dict:
@@ -76,12 +81,11 @@ def build_report(target, sets: dict, questions: list, scored: dict[str, list[dic
         "scorer": {"heldout_auc": auc.get("auc"), "heldout_balanced_accuracy": auc.get("balanced_accuracy"),
                    "labels_sha256": weights.get("labels_sha256")},
         "sets": {name: {"n": len(qs), "answerable": sum(q.answerable for q in qs)} for name, qs in sets.items()},
-        "metrics": {"tuned": metrics("tuned"), "base": metrics("base")},
-        "intervals": {"tuned": per_set("tuned", intervals), "base": per_set("base", intervals)},
+        "metrics": {m: metrics(m) for m in MODELS},
+        "intervals": {m: per_set(m, intervals) for m in MODELS},
         "questions": [
             {"set": q.set, "id": q.id, "question": q.question, "reference": q.reference, "answerable": q.answerable,
-             "key_facts": q.key_facts, "tuned": scored["tuned"][i],
-             "base": scored["base"][i] if "base" in scored else None}
+             "key_facts": q.key_facts, **{m: scored[m][i] if m in scored else None for m in MODELS}}
             for i, q in enumerate(questions)],
     }
 
@@ -98,7 +102,7 @@ def headline_rows(report: dict) -> list[list[str]]:
     """One row per (set, model): the set, its size, the model and each metric."""
     rows = []
     for set_name, info in report["sets"].items():
-        for model in ("tuned", "base"):
+        for model in MODELS:
             metrics = (report["metrics"].get(model) or {}).get(set_name)
             if metrics is not None:
                 rows.append([set_name, str(info["n"]), model] + [_fmt(metrics[m]) for m in METRICS])
@@ -138,7 +142,7 @@ def interval_table(report: dict) -> str:
              "spread further).", "",
              "| set | n | model | " + " | ".join(LABELS[m] for m in PROPORTIONS) + " |", "|" + "---|" * (3 + len(PROPORTIONS))]
     for set_name, info in report["sets"].items():
-        for model in ("tuned", "base"):
+        for model in MODELS:
             values = (report["metrics"].get(model) or {}).get(set_name)
             bounds = ((report.get("intervals") or {}).get(model) or {}).get(set_name)
             if values is None or bounds is None:
@@ -161,6 +165,13 @@ def _flag_words(answer: dict) -> list[str]:
     return out
 
 
+def shown_models(q: dict) -> list[str]:
+    """The models whose answer to question row `q` the answer lists show: `checked` only where the check
+    withheld the tuned answer (elsewhere it is the same answer)."""
+    return [m for m in MODELS if q.get(m) is not None
+            and not (m == "checked" and q[m]["answer"] == q["tuned"]["answer"])]
+
+
 def to_markdown(report: dict) -> str:
     lines = ["# groundtune evaluation", "",
              f"- model: `{report['model']}`", f"- base model: `{report['base_model']}`",
@@ -173,10 +184,8 @@ def to_markdown(report: dict) -> str:
         lines += ["", f"### {set_name}"]
         for q in (q for q in report["questions"] if q["set"] == set_name):
             lines += ["", f"**{q['id']}: {q['question']}**", "", f"- reference: {q['reference']}"]
-            for model in ("tuned", "base"):
+            for model in shown_models(q):
                 a = q[model]
-                if a is None:
-                    continue
                 hit = "" if a["key_fact_hit"] is None else f", key facts {'hit' if a['key_fact_hit'] else 'missed'}"
                 flags = "; ".join(_flag_words(a)) or "no flags"
                 lines.append(f"- {model} (consistency {a['consistency']:.2f}{hit}; {flags}): {a['answer']}")
@@ -217,7 +226,7 @@ def to_html(report: dict, plot_png: bytes | None) -> str:
         body.append(f"<h3>{esc(set_name)}</h3><table><tr><th>question</th><th>reference</th><th>model</th>"
                     "<th>answer</th><th>consistency</th><th>key facts</th><th>flags</th></tr>")
         for q in (q for q in report["questions"] if q["set"] == set_name):
-            models = [m for m in ("tuned", "base") if q[m] is not None]
+            models = shown_models(q)
             for i, model in enumerate(models):
                 a = q[model]
                 lead = (f'<td rowspan="{len(models)}">{esc(q["question"])}</td>'
@@ -234,14 +243,14 @@ def to_html(report: dict, plot_png: bytes | None) -> str:
 
 
 def plot_metrics(report: dict, path: Path) -> None:
-    """One panel per metric: tuned vs base for every question set where the metric applies."""
+    """One panel per metric: tuned (and checked) vs base for every question set where the metric applies."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     sets = list(report["sets"])
-    models = [m for m in ("tuned", "base") if report["metrics"].get(m)]
+    models = [m for m in MODELS if report["metrics"].get(m)]
     rows = -(-len(METRICS) // 4)
     fig, axes = plt.subplots(rows, 4, figsize=(15, 2.7 * rows), dpi=100)
     for ax in axes.flat[len(METRICS):]:
@@ -252,7 +261,7 @@ def plot_metrics(report: dict, path: Path) -> None:
             values = [report["metrics"][model][s][metric] for s in sets]
             xs = [i + (j - (len(models) - 1) / 2) * width for i in range(len(sets))]
             ax.bar(xs, [v if v is not None else 0 for v in values], width, label=model,
-                   color="tab:blue" if model == "tuned" else "tab:gray")
+                   color=COLORS[model])
         ax.set_title(LABELS[metric], fontsize=9)
         ax.set_xticks(range(len(sets)), sets, fontsize=8)
         ax.set_ylim(0, 1)
