@@ -267,7 +267,7 @@ def plot_metrics(report: dict, path: Path) -> None:
         ax.set_ylim(0, 1)
         ax.grid(axis="y", alpha=0.3)
     axes.flat[0].legend(fontsize=8)
-    fig.suptitle("groundtune evaluation: tuned vs base per metric and question set", fontsize=10)
+    fig.suptitle(f"groundtune evaluation: {' vs '.join(models)} per metric and question set", fontsize=10)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
