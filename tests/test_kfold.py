@@ -28,7 +28,7 @@ def test_kfold_never_trains_on_a_held_out_question(tiny_model_dir, tmp_path, cap
     assert [r["held_out"] for r in summary["results"]] == [[1, 3, 5, 7, 9], [2, 4, 6, 8]]
     for r in summary["results"]:
         assert r["n"] == {"train": 9 - len(r["held_out"]), "heldout": len(r["held_out"])}
-        assert set(r["metrics"]) == {"tuned", "base"}
+        assert set(r["metrics"]) == {"tuned", "checked", "base"}  # checked: the tuned answers after the source check
         held = [json.loads(line)["question"] for line in (out / "data" / f"fold{r['fold']}" / "heldout.jsonl").open()]
         trained = datasets.load_from_disk(str(out / "runs" / f"fold{r['fold']}" / "dataset"))["train"]["question"]
         seen = {normalize_question(q) for q in trained}
@@ -39,6 +39,7 @@ def test_kfold_never_trains_on_a_held_out_question(tiny_model_dir, tmp_path, cap
         sum(v * n for v, n in recall) / 9, abs=1e-4)
     table = (out / "kfold.md").read_text()
     assert "| mean | all | tuned | heldout |" in table and "| 2 | 2, 4, 6, 8 | base | heldout |" in table
+    assert "| mean | all | checked | heldout |" in table
     assert "[kfold] fold 2/2: holding out pair(s) 2, 4, 6, 8" in capsys.readouterr().out
 
 

@@ -3,7 +3,8 @@
 The dev sets under data/ were written by the team, some after reading the model's failures, so they are
 not blind. The user's pairs are: fold i holds out pairs i, i+k, i+2k, ... (1-based, in file order),
 trains `groundtune run`'s recipe on the rest (the passage questions still cover the whole passage), and
-answers the held-out questions next to the user's trained ones, with the untuned base model beside it.
+answers the held-out questions next to the user's trained ones, with the untuned base model beside it
+(and, as `checked`, the tuned answers after the source check, whose evidence is the fold's trained pairs only).
 Each fold is an ordinary run folder (OUT/runs/fold<i>, with its data files under OUT/data/fold<i>).
 
 The table (kfold.md / kfold.json under --out) has, per fold and on average, token recall and F1 of the
@@ -20,6 +21,7 @@ from pathlib import Path
 from groundtune.ablate import cell  # the tables' cell format
 from groundtune.config import RunConfig
 from groundtune.errors import GroundtuneError
+from groundtune.evaluation.report import MODELS  # tuned, checked (after the source check), base
 from groundtune.readers import Pair
 
 HELDOUT = "heldout"
@@ -93,7 +95,7 @@ def kfold(cfg: RunConfig, k: int, out_dir: str | Path, overwrite: bool = False, 
 def mean(results: list[dict]) -> dict:
     """Per (model, set, metric): the average over folds, weighting every question alike."""
     out: dict = {}
-    for model in ("tuned", "base"):
+    for model in MODELS:
         for set_name in ("train", HELDOUT):
             for metric, _ in METRICS:
                 values = [(r["metrics"][model][set_name][metric], r["n"][set_name]) for r in results
@@ -114,7 +116,7 @@ def markdown(summary: dict) -> str:
     which = f"folds {', '.join(map(str, summary['only']))}" if summary.get("only") else "all"
     rows.append(("mean", which, summary["mean"]))
     for fold, held, metrics in rows:
-        for model in ("tuned", "base"):
+        for model in MODELS:
             for set_name in (HELDOUT, "train"):
                 m = (metrics.get(model) or {}).get(set_name)
                 if m:
