@@ -16,9 +16,10 @@ import argparse
 import json
 from pathlib import Path
 
-from groundtune.evaluation.harness import Question, metrics_by_set, score_answers
+from groundtune.evaluation.harness import metrics_by_set, score_checked
 from groundtune.evaluation.score import Scorer
 from groundtune.source_check import SourceCheck
+from merge_scale import as_question  # a report row back as the harness's Question
 
 METRICS = [("key_fact_accuracy", "key facts"), ("refusal_rate", "refusals"), ("abstention_rate", "abstained"),
            ("unsupported_rate", "unsupported #/name"), ("mean_consistency", "consistency")]
@@ -27,11 +28,10 @@ METRICS = [("key_fact_accuracy", "key facts"), ("refusal_rate", "refusals"), ("a
 def checked_metrics(report: dict, check: SourceCheck, scorer: Scorer, model: str) -> tuple[dict, dict]:
     """The report's metrics for `model` after the check, and how many answers it withheld per set."""
     rows = report["questions"]
-    questions = [Question(r["set"], r["id"], r["question"], r["reference"], r["answerable"], r["key_facts"])
-                 for r in rows]
-    answers = [check.apply(r[model]["answer"]) for r in rows]
-    withheld = {s: sum(a != r[model]["answer"] for a, r in zip(answers, rows) if r["set"] == s) for s in report["sets"]}
-    scored = score_answers(scorer, questions, answers, check.source, [r[model]["abstain_logprob"] for r in rows])
+    questions = [as_question(r) for r in rows]
+    scored = score_checked(scorer, check, questions, [r[model] for r in rows])
+    withheld = {s: sum(a["answer"] != r[model]["answer"] for a, r in zip(scored, rows) if r["set"] == s)
+                for s in report["sets"]}
     return metrics_by_set(report["sets"], questions, scored), withheld
 
 

@@ -15,6 +15,7 @@ It is a filter on text, so it applies wherever groundtune answers (`groundtune a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from groundtune.evaluation.signals import entity_precision, number_precision
@@ -34,7 +35,7 @@ class SourceCheck:
     user_answers: tuple[str, ...] = ()
     abstain_answer: str = "The source does not say."
 
-    @property
+    @cached_property
     def evidence(self) -> str:
         return "\n".join([self.source, *self.user_answers])
 

@@ -349,6 +349,19 @@ def score_answers(scorer, questions: list[Question], answers: list[str], source:
     return out
 
 
+def score_checked(scorer, check, questions: list[Question], tuned: list[dict]) -> list[dict]:
+    """The tuned answers' scores (`score_answers` rows) after the source check `check`: the answers it withholds
+    are scored again as its abstention answer (same abstain_logprob); the others keep their rows."""
+    withheld = [i for i, r in enumerate(tuned) if check.apply(r["answer"]) != r["answer"]]
+    out = list(tuned)
+    if withheld:
+        rescored = score_answers(scorer, [questions[i] for i in withheld], [check.abstain_answer] * len(withheld),
+                                 check.source, [tuned[i]["abstain_logprob"] for i in withheld])
+        for i, row in zip(withheld, rescored):
+            out[i] = row
+    return out
+
+
 # --------------------------------------------------------------------------------------------------
 # Entry points
 
@@ -376,15 +389,13 @@ def evaluate_model(model_dir: str | Path, out_dir: str | Path, cfg: EvalConfig |
     questions = [q for qs in sets.values() for q in qs]
     texts = [q.question for q in questions]
     answers = {"tuned": answer_tuned(target, texts, cfg, device, timer)}
-    if cfg.source_check:
-        check = source_check(target)
-        tuned, logprobs = answers["tuned"]
-        answers["checked"] = [check.apply(a) for a in tuned], logprobs
     if compare_base:
         answers["base"] = answer_base(target, texts, cfg, timer)
     with timer("score"):
         scorer = Scorer(nli_model=cfg.nli_model)
         scored = {name: score_answers(scorer, questions, a, target.source, lp) for name, (a, lp) in answers.items()}
+        if cfg.source_check:
+            scored["checked"] = score_checked(scorer, source_check(target), questions, scored["tuned"])
     timer.times["total"] = round(time.perf_counter() - t0, 2)
     report = build_report(target, sets, questions, scored, timer.times)
     write_report(report, Path(out_dir))
