@@ -1,6 +1,7 @@
 """The harness on the tiny model: question sets, key facts, aggregates, the three report files, the CLI,
 `groundtune run` ending in an evaluation, and the data audit on the seed."""
 
+import hashlib
 import json
 import os
 import re
@@ -156,8 +157,10 @@ def test_question_set_errors_name_file_and_line(tmp_path):
 def test_run_ends_with_an_evaluation_report(tiny_run, capsys):
     assert sorted(p.name for p in (tiny_run / "eval").iterdir()) == sorted(REPORT_FILES)
     report = json.loads((tiny_run / "eval" / "report.json").read_text())
-    assert list(report) == ["model", "base_model", "created", "source_sha256", "timings_s", "scorer", "sets",
-                            "metrics", "intervals", "questions"]
+    assert list(report) == ["model", "base_model", "created", "source_sha256", "weights_sha256", "timings_s", "scorer",
+                            "sets", "metrics", "intervals", "questions"]
+    digest = hashlib.sha256((tiny_run / "model.safetensors").read_bytes()).hexdigest()
+    assert report["weights_sha256"] == {"model.safetensors": digest}  # the merged weights the report measured
     for model in MODELS:  # a 95% interval around every share of questions, over the questions it counts
         for set_name, bounds in report["intervals"][model].items():
             assert list(bounds) == list(PROPORTIONS)
@@ -254,6 +257,24 @@ def test_eval_of_a_plain_model_folder_needs_a_source(tiny_model_dir, question_se
     assert main(["eval", "--model", str(tiny_model_dir), "--out", str(tmp_path / "r"),
                  "--questions", question_sets[1]]) == 2
     assert "pass --source PASSAGE.txt" in capsys.readouterr().err
+
+
+def test_eval_of_a_downloaded_repository_reads_passage_and_check_from_its_source_check_file(
+        tiny_run, tiny_model_dir, question_sets, tmp_path, monkeypatch):
+    """A published model folder (no config.yaml, no dataset/) carries groundtune/source_check.json: the harness
+    takes its passage from there (no --source) and checks answers against its user answers too."""
+    from groundtune.evaluation import harness
+    from groundtune.source_check import FILE
+
+    folder = shutil.copytree(tiny_model_dir, tmp_path / "downloaded")
+    (folder / "groundtune").mkdir()
+    shutil.copy2(tiny_run / FILE, folder / "groundtune" / FILE)
+    check = SourceCheck.from_dir(tiny_run)
+    given = ["All 32 NATO member countries agreed.", "In Vilnius.", "The source does not say."]  # 32: a user answer
+    monkeypatch.setattr(harness, "answer_tuned", lambda *a, **k: (list(given), [-1.0, -2.0, -0.5]))
+    report = harness.evaluate_model(folder, tmp_path / "r", question_sets=[question_sets[1]], compare_base=False)
+    assert report["source_sha256"] == hashlib.sha256(check.source.encode()).hexdigest()
+    assert [q["checked"]["answer"] for q in report["questions"]] == [given[0], check.abstain_answer, given[2]]
 
 
 # --------------------------------------------------------------------------------------------------

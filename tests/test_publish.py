@@ -80,7 +80,8 @@ def load_card(path: Path):
 
 ADAPTER_REPO = {"README.md", "adapter_config.json", "adapter_model.safetensors", "chat_template.jinja",
                 "tokenizer.json", "tokenizer_config.json", "groundtune/config.yaml", "groundtune/manifest.json",
-                "groundtune/eval_report.json", "groundtune/loss.png", "groundtune/log_history.json"}
+                "groundtune/eval_report.json", "groundtune/loss.png", "groundtune/log_history.json",
+                "groundtune/source_check.json"}
 
 
 def staged_files(folder: Path) -> set[str]:
@@ -134,6 +135,36 @@ def test_card_adds_the_source_checked_column_when_the_report_has_it(run, tmp_pat
     assert (f"| key_fact_accuracy | 0.250 | {dev['tuned']['dev']['key_fact_accuracy']:.3f} | 0.250–0.750 | "
             f"{dev['tuned']['dev']['key_fact_accuracy'] - 0.25:+.3f} | {dev['checked']['dev']['key_fact_accuracy']:.3f} |") in text
     assert "`pipeline` does not" in text
+
+
+def test_a_published_repository_carries_the_source_check_and_the_card_shows_it(run, tmp_path):
+    from groundtune.source_check import SourceCheck
+
+    card = load_card_of(run, tmp_path / "stage")
+    published = SourceCheck.from_dir(tmp_path / "stage" / "model")  # as snapshot_download would lay it out
+    assert published == SourceCheck.from_dir(run) and published.user_answers
+    assert 'SourceCheck.from_dir(snapshot_download("me/tiny-qa"))' in card.text
+    (run / "source_check.json").unlink()  # a run folder from before the file: no snippet that could not work
+    assert "SourceCheck" not in load_card_of(run, tmp_path / "old").text
+
+
+@pytest.mark.parametrize("merged, says", [
+    ([], "this repository holds the adapter that made them"),
+    (["--merged"], "the very file in this repository"),                    # float32: the measured bytes
+    (["--merged", "--dtype", "bfloat16"], "exported from them: other bytes"),
+])
+def test_card_names_the_measured_weights_and_whether_the_repository_holds_them(run, tmp_path, merged, says):
+    from groundtune.evaluation.report import weights_sha256
+
+    path = run / "eval" / "report.json"
+    report = json.loads(path.read_text())
+    assert "The weights measured" not in load_card_of(run, tmp_path / "before").text  # reports without hashes
+    report["weights_sha256"] = weights_sha256(run)
+    path.write_text(json.dumps(report))
+    assert main(publish_args(run, tmp_path / "stage", "--dry-run", *merged)) == 0
+    text = load_card(tmp_path / "stage" / "model" / "README.md").text
+    assert f"`model.safetensors` sha256 `{report['weights_sha256']['model.safetensors']}`" in text
+    assert says in text
 
 
 def load_card_of(run: Path, staging: Path):

@@ -127,6 +127,17 @@ def test_swap_country_replaces_the_first_mention_with_the_same_form():
     assert country_forms("a U.S.-made system; Russians, Chinatown") == {"U.S."}  # whole words only
 
 
+@pytest.mark.parametrize("question, absent, twin", [
+    ("What did the United States decide?", "Poland", "What did Poland decide?"),          # no "the Poland"
+    ("The United States decided what?", "Japan", "Japan decided what?"),
+    ("What did the United States decide?", "Netherlands", "What did the Netherlands decide?"),  # it keeps "the"
+    ("What did the U.S. decide?", "Poland", None),  # "the U.S. <word>": modifier or noun? no twin, not a wrong one
+])
+def test_swap_country_keeps_the_article_only_for_names_that_take_it(question, absent, twin):
+    from groundtune.questions import country_forms, swap_country
+    assert swap_country(question, country_forms("the U.S. and the United States"), absent) == twin
+
+
 def test_swap_person_replaces_the_name_with_its_title_or_the_surname_alone():
     from groundtune.questions import swap_person
     assert swap_person("What did Rutte say about China?", "Rutte", "Emmanuel Macron") == "What did Macron say about China?"

@@ -57,6 +57,42 @@ def test_from_dir_names_a_folder_without_dataset(tmp_path):
     with pytest.raises(GroundtuneError, match="needs a groundtune run folder") as err:
         SourceCheck.from_dir(tmp_path)
     assert str(tmp_path) in str(err.value)
+    assert not SourceCheck.available(tmp_path)
+
+
+def test_the_run_folder_file_holds_what_its_dataset_gives(tiny_run_folder, tmp_path):
+    """save_run writes source_check.json; it agrees with the passage and user pairs read back from dataset/, and
+    a folder with only the file (a published repository has it under groundtune/) gives the same check."""
+    from groundtune.source_check import FILE
+
+    saved = SourceCheck.read(tiny_run_folder / FILE)
+    assert saved == SourceCheck.from_run_dataset(tiny_run_folder) == SourceCheck.from_dir(tiny_run_folder)
+    (tmp_path / "groundtune").mkdir()
+    saved.write(tmp_path / "groundtune" / FILE)
+    assert SourceCheck.available(tmp_path) and SourceCheck.from_dir(tmp_path) == saved
+
+
+def test_a_run_on_several_passages_has_no_check_to_offer(tmp_path):
+    """`ask` turns the check on by itself only where there is one passage to check against."""
+    import datasets
+
+    rows = [{"question": "Q?", "answer": "A.", "source": s, "kind": "user"} for s in ("One.", "Two.")]
+    datasets.DatasetDict({"train": datasets.Dataset.from_list(rows)}).save_to_disk(str(tmp_path / "dataset"))
+    (tmp_path / "config.yaml").write_text("seed: 1\n")
+    assert not SourceCheck.available(tmp_path)
+    with pytest.raises(GroundtuneError, match="several passages"):
+        SourceCheck.from_dir(tmp_path)
+
+
+@pytest.mark.parametrize("text", ["{not json", '{"source": "", "user_answers": [], "abstain_answer": "No."}',
+                                  '{"source": "S.", "user_answers": "one", "abstain_answer": "No."}', "[]"])
+def test_a_malformed_source_check_file_is_named(tmp_path, text):
+    from groundtune.source_check import FILE
+
+    (tmp_path / FILE).write_text(text)
+    with pytest.raises(GroundtuneError) as err:
+        SourceCheck.from_dir(tmp_path)
+    assert str(err.value).startswith(str(tmp_path / FILE)) and "\n" not in str(err.value)
 
 
 def test_ask_withholds_an_invented_answer_and_says_why(tiny_run_folder, monkeypatch, capsys):

@@ -211,7 +211,7 @@ def test_lora_moves_adapter_and_leaves_base_untouched(tokenizer):
 
 RUN_FILES = {"adapter", "chat_template.jinja", "config.json", "config.yaml", "dataset", "generation_config.json",
              "log_history.json", "loss.png", "manifest.json", "model.safetensors", "tokenizer.json",
-             "tokenizer_config.json"}
+             "source_check.json", "tokenizer_config.json"}
 
 
 def test_train_cli_writes_exactly_the_run_files(tiny_run):

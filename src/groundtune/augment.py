@@ -42,7 +42,7 @@ from typing import Sequence
 
 from groundtune.config import AugmentConfig
 from groundtune.evaluation.text import content_stems
-from groundtune.questions import (COUNTRIES, PEOPLE, PREMISE_DETAILS, about_questions, clause_questions, country_forms, factoid_details,
+from groundtune.questions import (ARTICLE_NAMES, COUNTRIES, PEOPLE, PREMISE_DETAILS, about_questions, clause_questions, country_forms, factoid_details,
                                   factoid_questions, keyword_questions, mention_questions, paraphrase,
                                   participle_questions, partner_questions, premise_questions, refer, referents, swap_country, swap_person,
                                   title_questions, title_twins, unstated_questions, when_question, without_detail)
@@ -379,8 +379,6 @@ def abstention_pairs(source: str, n: int, answer: str, path: str) -> list[Pair]:
     return [Pair(q, a, source, path, i + 1, kind="abstain") for i, (q, a) in enumerate(mixed[:n])]
 
 
-THE = {"United States", "United Kingdom", "Netherlands"}  # "it does not mention the Netherlands"
-
 
 def swap_pairs(source: str, passage: list[Pair], known: str, n: int, answer: str, path: str) -> list[Pair]:
     """Up to `n` absent-entity twins of the passage questions (`passage`, from `passage_pairs`): the same
@@ -413,7 +411,7 @@ def swap_pairs(source: str, passage: list[Pair], known: str, n: int, answer: str
                      (person and swap_person(question, surname, person), person)]
             for twin, who in twins[::-1] if k % 2 else twins:
                 if twin:
-                    out.append((twin, f"{stem}; it does not mention {'the ' * (who in THE)}{who}."))
+                    out.append((twin, f"{stem}; it does not mention {'the ' * (who in ARTICLE_NAMES)}{who}."))
                     break
     return [Pair(q, a, source, path, i + 1, kind="abstain") for i, (q, a) in enumerate(out[:n])]
 

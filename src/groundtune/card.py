@@ -15,6 +15,7 @@ from pathlib import Path
 from groundtune.errors import GroundtuneError
 from groundtune.evaluation.harness import METRICS
 from groundtune.questions import PREMISE_DETAILS
+from groundtune.source_check import FILE as SOURCE_CHECK_FILE
 
 TEMPLATES = Path(__file__).resolve().parents[2]
 MODEL_CARD_TEMPLATE = TEMPLATES / "model_card.md"
@@ -199,6 +200,7 @@ def eval_tables(report: dict) -> dict:
         sets.append({"name": name, "n": info.get("n"), "answerable": info.get("answerable"), "rows": rows,
                      "report": info.get("report"), "created": info.get("created")})
     return {"created": report.get("created", "unknown date"), "source_sha256": report.get("source_sha256", "unknown"),
+            "weights_sha256": report.get("weights_sha256") or {},  # reports before session 29: none
             "sets": sets, "total_questions": sum(s["n"] or 0 for s in sets if s["name"] != "train"),
             "checked": bool(checked_all)}
 
@@ -298,8 +300,9 @@ def model_card_data(*, base_id: str, license: str, languages: list[str], merged:
 
 def render_model_card(run: Path, *, repo_id: str, base_id: str, merged: bool, report: dict | None,
                       languages: list[str], license: str | None = None, dataset_repo_id: str | None = None,
-                      template: Path = MODEL_CARD_TEMPLATE):
-    """The README.md of the model repo, as a `huggingface_hub.ModelCard`."""
+                      template: Path = MODEL_CARD_TEMPLATE, staged: Path | None = None):
+    """The README.md of the model repo, as a `huggingface_hub.ModelCard`; `staged` (the repository's folder) lets
+    the card say whether its weights are the very file the evaluation measured."""
     from huggingface_hub import ModelCard
 
     manifest = read_json(run / "manifest.json")
@@ -320,10 +323,24 @@ def render_model_card(run: Path, *, repo_id: str, base_id: str, merged: bool, re
         "audit": audit_findings(run, report), "has_eval": report is not None,
         "eval": eval_tables(report) if report else None, "dataset_repo_id": dataset_repo_id,
         "base_size": human_count(param_count(run)),
+        "weights": measured_weights(report, staged),
+        "source_check": (run / SOURCE_CHECK_FILE).is_file(),  # publish copies it to groundtune/
     }
     if not template.is_file():
         raise GroundtuneError("model card template not found", template)
     return ModelCard.from_template(data, template_path=str(template), **context)
+
+
+def measured_weights(report: dict | None, staged: Path | None) -> dict:
+    """The evaluated weights' sha256 (report.json's `weights_sha256`) and whether the staged repository holds the
+    same files (None when not known: no staged folder, or a report from before the hashes)."""
+    from groundtune.evaluation.report import weights_sha256
+
+    measured = (report or {}).get("weights_sha256") or {}
+    same = None
+    if measured and staged is not None:
+        same = weights_sha256(staged) == measured
+    return {"measured": measured, "same": same}
 
 
 def _dataset_rows(run: Path) -> list[dict]:

@@ -312,7 +312,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     p.add_argument("--source-check", action=argparse.BooleanOptionalAction, default=None,
                    help="withhold an answer naming a number or name the passage and your answers lack (groundtune."
-                        "source_check) [default: on for a groundtune run folder, off for other model folders]")
+                        "source_check) [default: on where the folder holds its evidence, source_check.json or dataset/: a "
+                        "groundtune run folder or a published one downloaded whole]")
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show Python tracebacks")
     p.set_defaults(func=cmd_ask)
 

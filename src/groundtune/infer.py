@@ -35,12 +35,13 @@ def check_model_dir(path: str | Path) -> Path:
 
 def known_answers(path: str | Path) -> list[str]:
     """Answers in a run folder's dataset: extra text for lookup drafting (never changes the output)."""
-    folder = Path(path) / "dataset"
-    if not (folder / "dataset_dict.json").is_file():
+    from groundtune.runs import is_run_folder
+
+    if not is_run_folder(path):
         return []
     import datasets
 
-    return list(dict.fromkeys(datasets.load_from_disk(str(folder))["train"]["answer"]))
+    return list(dict.fromkeys(datasets.load_from_disk(str(Path(path) / "dataset"))["train"]["answer"]))
 
 
 def unapplied_generation(generation_config) -> list[str]:
@@ -179,13 +180,14 @@ def _progress(total: int, desc: str):
 
 def ask(model_dir: str, question: str | None, max_new_tokens: int = 256, device: str = "auto",
         source_check: bool | None = None) -> None:
-    """Answer one question, or (no question) read questions from stdin and stream answers. `source_check`
-    (None: on for a groundtune run folder) prints each whole answer after the source check instead of streaming."""
+    """Answer one question, or (no question) read questions from stdin and stream answers. `source_check` (None: on
+    where the folder holds the check's evidence, `SourceCheck.available`: a single-passage run folder, or a
+    published one downloaded whole) prints each whole answer after the source check instead of streaming."""
     from groundtune.source_check import SourceCheck
 
     answerer = Answerer.from_dir(model_dir, device=device, max_new_tokens=max_new_tokens)
-    is_run = (Path(model_dir) / "dataset" / "dataset_dict.json").is_file()
-    check = SourceCheck.from_dir(model_dir) if (is_run if source_check is None else source_check) else None
+    on = SourceCheck.available(model_dir) if source_check is None else source_check
+    check = SourceCheck.from_dir(model_dir) if on else None
 
     def reply(q: str) -> None:
         if check is None:

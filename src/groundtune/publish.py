@@ -13,6 +13,7 @@ The staged model repository:
     adapter_config.json            + generation_config.json); base_model_name_or_path is a Hub id
     tokenizer.json, tokenizer_config.json, chat_template.jinja   the tokenizer and grounded chat template
     groundtune/config.yaml, manifest.json, eval_report.json, loss.png, log_history.json   provenance
+    groundtune/source_check.json   the source check's evidence (`SourceCheck.from_dir` on a download)
     groundtune/eval_report_<sets>.json   each --extra-reports file (`groundtune eval` on other question sets)
 
 The token comes from HF_TOKEN or the saved login (`huggingface_hub.get_token`). It is handed to
@@ -30,7 +31,7 @@ from pathlib import Path
 from groundtune.config import HUB_ID, PublishConfig
 from groundtune.errors import GroundtuneError, redact
 
-PROVENANCE = ("config.yaml", "manifest.json", "loss.png", "log_history.json")
+PROVENANCE = ("config.yaml", "manifest.json", "loss.png", "log_history.json", "source_check.json")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "special_tokens_map.json",
                    "vocab.json", "merges.txt")
 
@@ -148,7 +149,7 @@ def stage_model_repo(run: Path, folder: Path, cfg: PublishConfig, base_id: str, 
         report = with_extra_sets(report, list(extras))
     card = render_model_card(run, repo_id=cfg.repo_id, base_id=base_id, merged=cfg.merged, report=report,
                              languages=cfg.language, license=cfg.license,
-                             dataset_repo_id=dataset_repo_id(cfg.repo_id) if cfg.dataset else None)
+                             dataset_repo_id=dataset_repo_id(cfg.repo_id) if cfg.dataset else None, staged=folder)
     card.save(folder / "README.md")
     return folder
 

@@ -50,6 +50,11 @@ COUNTRIES = {
     "Australia": ("Canberra", "Australian"), "South Korea": ("Seoul", "South Korean"), "Taiwan": ("Taipei", "Taiwanese"),
 }
 
+# Country names written with "the" ("the Netherlands"). Known gap: swap_country does not add the article where a
+# question names an article-less country ("about Germany" -> "about United Kingdom"); doing so changes one question
+# of the default dataset, so it waits for the next change of the recipe that is measured again anyway.
+ARTICLE_NAMES = {"U.S.", "United States", "United Kingdom", "Netherlands"}
+
 # Organisations a news passage may name, with the noun writers use for them the second time. A generic gazetteer.
 ORGANISATIONS = {"NATO": "alliance", "EU": "bloc", "European Union": "bloc", "UN": "world body",
                  "United Nations": "world body", "OPEC": "cartel", "IMF": "fund", "WHO": "agency", "G7": "group"}
@@ -480,9 +485,15 @@ def swap_country(question: str, present: set[str], absent: str) -> str | None:
     if not found:
         return None
     start, end, k = min(found)
+    head = question[:start]
+    article = re.search(r"\b[Tt]he $", head) if k == 0 else None
     if k == 0 and "." in question[start:end] and re.match(r" [a-z]", question[end:]):
+        if article:  # "the U.S. weapons" (a modifier) or "the U.S. decided" (a noun)? No twin rather than a wrong one
+            return None
         k = 2
-    return question[:start] + (absent, *COUNTRIES[absent])[k] + question[end:]
+    if article and absent not in ARTICLE_NAMES:  # "the United States" -> "Poland", not "the Poland"
+        head = head[:article.start()]
+    return head + (absent, *COUNTRIES[absent])[k] + question[end:]
 
 
 def swap_person(question: str, surname: str, person: str) -> str | None:

@@ -83,6 +83,13 @@ class RunDir:
         return self.final
 
 
+def is_run_folder(path: str | Path) -> bool:
+    """A finished groundtune run folder (or `scripts/merge_scale.py`'s re-merge of one): its resolved config.yaml
+    and its chat dataset, from which the user's pairs and the passage are read back."""
+    folder = Path(path)
+    return (folder / "config.yaml").is_file() and (folder / "dataset" / "dataset_dict.json").is_file()
+
+
 def check_writable(folder: Path) -> None:
     """Fail early, creating nothing, if `folder` could not be created or written."""
     existing = Path(folder).absolute()

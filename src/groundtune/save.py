@@ -7,6 +7,7 @@
       dataset/                                                  the chat dataset (datasets.save_to_disk)
       config.yaml                                               the resolved config
       manifest.json                                             versions, data hash, timings, seed, base
+      source_check.json                                         the source check's evidence (one passage only)
       loss.png                                                  training loss and learning rate per step
 
 `transformers.pipeline("text-generation", model="outputs/<run>")` needs nothing else.
@@ -23,7 +24,7 @@ from groundtune.runs import environment, write_json
 
 MANIFEST = "manifest.json"
 RUN_FILES = ("config.yaml", "manifest.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
-             "chat_template.jinja")
+             "chat_template.jinja", "source_check.json")
 
 
 def grounded_tokenizer(tokenizer, cfg: RunConfig, sources: list[str]):
@@ -117,6 +118,7 @@ def save_run(folder: Path, cfg: RunConfig, base, tokenizer, peft_model, data, lo
     merged.save_pretrained(folder, safe_serialization=True)
     grounded_tokenizer(tokenizer, cfg, [p.source for p in data.user_pairs]).save_pretrained(folder)
     data.dataset.save_to_disk(str(folder / "dataset"))
+    save_source_check(folder, cfg, data.user_pairs)
     save_loss_plot(log_history, folder / "loss.png")
     write_json(folder / "log_history.json", log_history)
     write_json(folder / MANIFEST, {
@@ -135,6 +137,16 @@ def save_run(folder: Path, cfg: RunConfig, base, tokenizer, peft_model, data, lo
         "environment": environment(),
         "config": to_dict(cfg),
     })
+
+
+def save_source_check(folder: Path, cfg: RunConfig, user_pairs) -> None:
+    """The passage, the user's answers and the abstention answer, for `SourceCheck.from_dir` (one passage only:
+    the check, like the chat template, takes a single source)."""
+    from groundtune.source_check import FILE, SourceCheck
+
+    sources = list(dict.fromkeys(p.source for p in user_pairs))
+    if len(sources) == 1:
+        SourceCheck(sources[0], tuple(p.answer for p in user_pairs), cfg.data.abstain_answer).write(folder / FILE)
 
 
 def _set_adapter_base(path: Path, base_id: str) -> None:

@@ -9,7 +9,8 @@ kept as it is. The number and name rules are the evaluation harness's (`signals.
 
 It is a filter on text, so it applies wherever groundtune answers (`groundtune ask --source-check`,
 `eval.source_check`) and to `pipeline` output through `SourceCheck.from_dir(model_dir).apply(answer)`;
-`pipeline` alone does not run it.
+`pipeline` alone does not run it. Every run folder carries its evidence in `source_check.json` (written by
+`save_run`, published under `groundtune/`), so `from_dir` works on a Hub download too.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+from groundtune.errors import GroundtuneError
 from groundtune.evaluation.signals import entity_precision, number_precision
 from groundtune.evaluation.text import abstention_span
 
@@ -25,6 +27,10 @@ from groundtune.evaluation.text import abstention_span
 def unsupported_claims(answer: str, evidence: str) -> list[dict]:
     """The answer's numbers and names found nowhere in `evidence`, as character spans of the answer."""
     return number_precision(answer, evidence)[1] + entity_precision(answer, evidence)[1]
+
+
+FILE = "source_check.json"  # in a run folder; a published repository has it under groundtune/
+PLACES = (FILE, f"groundtune/{FILE}")
 
 
 @dataclass
@@ -40,21 +46,70 @@ class SourceCheck:
         return "\n".join([self.source, *self.user_answers])
 
     @classmethod
-    def from_dir(cls, run_folder: str | Path) -> "SourceCheck":
-        """The check of a groundtune run folder: its passage, the user's answers and its abstention answer."""
+    def from_dir(cls, folder: str | Path) -> "SourceCheck":
+        """The check of a groundtune model folder: its `source_check.json` (a run folder, or a published repository
+        downloaded with `huggingface_hub.snapshot_download`), or else the passage and user pairs of its dataset/
+        (run folders written before the file existed)."""
+        from groundtune.runs import is_run_folder
+
+        folder = Path(folder)
+        for place in PLACES:
+            if (folder / place).is_file():
+                return cls.read(folder / place)
+        if not is_run_folder(folder):
+            raise GroundtuneError(f"the source check needs a groundtune run folder or a model folder with {FILE}",
+                                  folder)
+        return cls.from_run_dataset(folder)
+
+    @classmethod
+    def from_run_dataset(cls, run_folder: Path) -> "SourceCheck":
         from groundtune.config import load_run_config
-        from groundtune.errors import GroundtuneError
         from groundtune.evaluation.harness import run_source, train_questions
 
-        folder = Path(run_folder)
-        if not (folder / "dataset" / "dataset_dict.json").is_file():
-            raise GroundtuneError("the source check needs a groundtune run folder (with dataset/)", folder)
-        source = run_source(folder)
+        source = run_source(run_folder)
         if source is None:
-            raise GroundtuneError("the run was trained on several passages; the source check takes one", folder)
-        config = folder / "config.yaml"
-        abstain = load_run_config(config).data.abstain_answer if config.is_file() else cls.abstain_answer
-        return cls(source, tuple(q.reference for q in train_questions(folder)), abstain)
+            raise GroundtuneError("the run was trained on several passages; the source check takes one", run_folder)
+        abstain = load_run_config(run_folder / "config.yaml").data.abstain_answer
+        return cls(source, tuple(q.reference for q in train_questions(run_folder)), abstain)
+
+    @staticmethod
+    def available(folder: str | Path) -> bool:
+        """Whether `from_dir(folder)` has evidence to read: a source_check.json, or a single-passage run's dataset/
+        (a run on several passages has neither: the check, like the chat template, takes one passage)."""
+        from groundtune.evaluation.harness import run_source
+        from groundtune.runs import is_run_folder
+
+        folder = Path(folder)
+        if any((folder / place).is_file() for place in PLACES):
+            return True
+        return is_run_folder(folder) and run_source(folder) is not None
+
+    def to_json(self) -> dict:
+        return {"source": self.source, "user_answers": list(self.user_answers), "abstain_answer": self.abstain_answer}
+
+    def write(self, path: Path) -> None:
+        from groundtune.runs import write_json
+
+        write_json(path, self.to_json())
+
+    @classmethod
+    def read(cls, path: Path) -> "SourceCheck":
+        """A check written by `write`; a malformed file is named in a one-line error."""
+        import json
+
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except json.JSONDecodeError as e:
+            raise GroundtuneError(f"the source check file is not valid JSON: {e.msg}", path, e.lineno) from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise GroundtuneError(f"cannot read the source check file: {e}", path) from None
+        ok = (isinstance(data, dict) and isinstance(data.get("source"), str) and data["source"].strip()
+              and isinstance(data.get("user_answers"), list) and all(isinstance(a, str) for a in data["user_answers"])
+              and isinstance(data.get("abstain_answer"), str) and data["abstain_answer"].strip())
+        if not ok:
+            raise GroundtuneError("a source check file needs a non-empty 'source', a list of strings 'user_answers' "
+                                  "and a non-empty 'abstain_answer'", path)
+        return cls(data["source"], tuple(data["user_answers"]), data["abstain_answer"])
 
     def flags(self, answer: str) -> list[dict]:
         """What the check finds unsupported in `answer` (empty for an abstention)."""

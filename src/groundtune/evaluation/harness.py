@@ -253,6 +253,13 @@ def abstention_opening(answer: str) -> str:
 # Models and answers
 
 
+def saved_source(model_dir: Path) -> str | None:
+    """The passage in a model folder's source_check.json (a published groundtune model, downloaded), if any."""
+    from groundtune.source_check import SourceCheck
+
+    return SourceCheck.from_dir(model_dir).source if SourceCheck.available(model_dir) else None
+
+
 @dataclass
 class Target:
     """What to evaluate: the tuned model folder, its passage, and how to build the base model's prompt."""
@@ -271,15 +278,16 @@ def resolve_target(model_dir: str | Path, base_model: str | None, source_path: s
     from groundtune.chat import system_text
     from groundtune.infer import check_model_dir
     from groundtune.readers import read_source
+    from groundtune.runs import is_run_folder
 
     model_dir = check_model_dir(model_dir)
-    is_run = (model_dir / "config.yaml").is_file() and (model_dir / "dataset").is_dir()
+    is_run = is_run_folder(model_dir)
     cfg = load_run_config(model_dir / "config.yaml") if is_run else None
     data = cfg.data if cfg else DataConfig()
-    source = read_source(source_path) if source_path else run_source(model_dir) if is_run else None
+    source = read_source(source_path) if source_path else run_source(model_dir) if is_run else saved_source(model_dir)
     if source is None:
         raise GroundtuneError("no source passage: pass --source PASSAGE.txt (needed for a model folder that is "
-                              "not a single-passage groundtune run)", model_dir)
+                              "not a single-passage groundtune run and has no source_check.json)", model_dir)
     base = None
     if base_model:
         base = ModelConfig(base_model=base_model, device=device)
@@ -302,9 +310,13 @@ def answers_and_abstention(answerer, target: Target, questions: list[str], cfg: 
 
 
 def source_check(target: Target):
-    """The source check of the evaluated model: its passage, the user's answers (a run folder's) and its abstention."""
+    """The source check of the evaluated model: the folder's own (`SourceCheck.from_dir`: the passage, the user's
+    answers, the abstention answer) with the passage evaluated against; else (a run on several passages, evaluated
+    on one with --source, or a plain model folder) that passage and the run's user answers, if any."""
     from groundtune.source_check import SourceCheck
 
+    if SourceCheck.available(target.model_dir):
+        return dataclasses.replace(SourceCheck.from_dir(target.model_dir), source=target.source)
     user = tuple(q.reference for q in train_questions(target.run_folder)) if target.run_folder else ()
     return SourceCheck(target.source, user, target.data.abstain_answer)
 

@@ -6,6 +6,7 @@ report.json keys (other tools, such as the model card, read these; add keys, nev
     base_model     str | null   the base model compared against (null without --compare-base)
     created        str   ISO 8601 time of the evaluation
     source_sha256  str   sha256 of the source passage the questions were asked about
+    weights_sha256 {FILE: sha256}   the evaluated folder's *.safetensors files (which weights were measured)
     timings_s      {load_tuned, generate_tuned, abstain_logprob_tuned, load_base?, generate_base?,
                     abstain_logprob_base?, score, total}: seconds
     scorer         {heldout_auc, heldout_balanced_accuracy, labels_sha256}: how far `consistency` is trusted
@@ -56,6 +57,18 @@ MODELS = ("tuned", "checked", "base")
 COLORS = {"tuned": "tab:blue", "checked": "tab:green", "base": "tab:gray"}
 
 
+def weights_sha256(model_dir: Path) -> dict[str, str]:
+    """sha256 of each safetensors file of the model folder (the merged weights of a run folder)."""
+    out = {}
+    for path in sorted(Path(model_dir).glob("*.safetensors")):
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 24), b""):
+                h.update(block)
+        out[path.name] = h.hexdigest()
+    return out
+
+
 def build_report(target, sets: dict, questions: list, scored: dict[str, list[dict]], timings: dict) -> dict:
     from groundtune.evaluation.harness import intervals, metrics_by_set
     from groundtune.evaluation.score import load_weights
@@ -77,6 +90,7 @@ def build_report(target, sets: dict, questions: list, scored: dict[str, list[dic
         "base_model": target.base.base_model if "base" in scored and target.base else None,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "source_sha256": hashlib.sha256(target.source.encode("utf-8")).hexdigest(),
+        "weights_sha256": weights_sha256(target.model_dir),
         "timings_s": dict(timings),
         "scorer": {"heldout_auc": auc.get("auc"), "heldout_balanced_accuracy": auc.get("balanced_accuracy"),
                    "labels_sha256": weights.get("labels_sha256")},
