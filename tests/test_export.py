@@ -49,6 +49,8 @@ def test_merged_export_matches_base_plus_adapter(tiny_run_folder, tiny_model_dir
     pipe = pipeline("text-generation", model=str(out))
     assert "Mark Rutte" in pipe.tokenizer.apply_chat_template(PROMPT, tokenize=False)
     assert pipe.model.generation_config.do_sample is False
+    from groundtune.source_check import SourceCheck  # and `groundtune ask` checks answers as on the run folder
+    assert SourceCheck.from_dir(out) == SourceCheck.from_dir(tiny_run_folder)
 
 
 def test_merged_export_in_bfloat16(tiny_run_folder, tmp_path):

@@ -5,7 +5,8 @@
 
 `export_merged` casts the run's merged weights (base + LoRA, written by `save_run`) to the chosen
 dtype and saves them with the tokenizer, the grounded chat template and the generation config, so
-`pipeline("text-generation", model=DIR)` needs nothing else.
+`pipeline("text-generation", model=DIR)` needs nothing else (and the source check's evidence, under
+groundtune/ as in a published repository, for `groundtune ask`).
 
 `export_gguf` writes a llama.cpp-compatible GGUF file with the `gguf` package, the way llama.cpp's
 `convert_hf_to_gguf.py` does for Llama-architecture models: tensor names from gguf's own name map,
@@ -49,8 +50,21 @@ def export_merged(model_dir: str | Path, out_dir: str | Path, dtype: str = "floa
     with _atomic_dir(out) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
+        copy_source_check(src, Path(tmp))
     print(f"[groundtune] merged model ({dtype}) written to {out}", flush=True)
     return out
+
+
+def copy_source_check(src: Path, out: Path) -> None:
+    """The source check's evidence, where a published repository keeps it (groundtune/source_check.json), so
+    `groundtune ask` on the exported folder checks answers as it does on the run folder."""
+    from groundtune.source_check import PLACES
+
+    for place in PLACES:
+        if (src / place).is_file():
+            (out / "groundtune").mkdir(exist_ok=True)
+            shutil.copy2(src / place, out / "groundtune" / Path(place).name)
+            return
 
 
 def _check_target(path: Path, overwrite: bool) -> Path:

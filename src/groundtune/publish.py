@@ -136,7 +136,7 @@ def stage_model_repo(run: Path, folder: Path, cfg: PublishConfig, base_id: str, 
             if (run / name).is_file():
                 shutil.copy2(run / name, folder)
     extra = folder / "groundtune"
-    extra.mkdir()
+    extra.mkdir(exist_ok=True)  # a merged export already put source_check.json there
     for name in PROVENANCE:
         if (run / name).is_file():
             shutil.copy2(run / name, extra)
