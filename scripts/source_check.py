@@ -5,7 +5,8 @@
 
 For each report folder (a `groundtune eval` / `make run` eval/ folder): every answer of the tuned model (and of the
 base model, when the report has one) that names a number or name found in neither the run's passage nor the
-user's own answers is replaced by the abstention answer, the answers are scored again as the harness scores them,
+user's own answers, or answers a question about a name neither mentions, is replaced by the abstention answer
+(`SourceCheck.apply(answer, question)`, as the harness's `checked` rows), the answers are scored again as the harness scores them,
 and the metrics are compared with the report's own. `--run` is the run folder whose passage and user answers the
 check uses (default: the report's `model`). Writes OUT/source_check.md and OUT/source_check.json.
 """

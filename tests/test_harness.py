@@ -187,7 +187,7 @@ def test_run_ends_with_an_evaluation_report(tiny_run, capsys):
     assert q["base"] is not None and report["base_model"]
     check = SourceCheck.from_dir(tiny_run)  # `checked`: the tuned answers, withheld where the check flags them
     for row in report["questions"]:
-        withheld = bool(check.flags(row["tuned"]["answer"]))
+        withheld = bool(check.flags(row["tuned"]["answer"], row["question"]))
         assert row["checked"]["answer"] == (check.abstain_answer if withheld else row["tuned"]["answer"])
         assert row["checked"]["abstained"] or not withheld
         assert row["checked"]["abstain_logprob"] == row["tuned"]["abstain_logprob"]

@@ -39,6 +39,27 @@ def test_abstentions_are_kept_even_when_they_name_what_is_missing():
     assert CHECK.apply(answer) == answer      # ... but the answer already abstains
 
 
+@pytest.mark.parametrize("question, withheld", [
+    ("What share of GDP does Rutte want NATO countries to spend on defence?", True),  # GDP: nowhere in the evidence
+    ("How did Zelensky respond to Germany's decision?", True),
+    ("What did Rutte say about the Middle East?", True),
+    ("Why does Berlin's decision matter to Kyiv?", False),        # capitals of countries the passage names
+    ("How did the Kremlin react to the Patriot decision?", False),  # Russia's seat of government; Russia is named
+    ("What's the range of a Patriot missile?", False),            # the opening word is no name
+    ("Besides Germany, who sends Patriot systems?", False),
+    ("Did Rutte call for a 40% increase?", False),                # a wrong number is a premise to correct
+    ("How many NATO countries confirmed the path?", False),       # NATO: the user's answer names it
+])
+def test_a_question_about_a_name_the_evidence_never_mentions_is_not_answered(question, withheld):
+    check = SourceCheck(SOURCE + " Russia was warned.", USER)
+    answer = "Rutte advocated a 400% increase in air and missile defense."  # on topic, no unsupported name
+    assert check.apply(answer) == answer  # without the question: nothing to see
+    assert (check.apply(answer, question) == check.abstain_answer) is withheld
+    flags = check.flags(answer, question)
+    assert all(f["in"] == "question" and question[f["start"]:f["end"]] == f["text"] for f in flags)
+    assert check.apply("The source does not say.", question) == "The source does not say."  # abstentions stay
+
+
 def test_test_set_references_are_not_evidence():
     """Only the passage and the user's answers count: a fact of no user answer is withheld."""
     answer = "Rutte spoke in Brussels."
@@ -104,6 +125,11 @@ def test_ask_withholds_an_invented_answer_and_says_why(tiny_run_folder, monkeypa
     assert main(["ask", "--model", str(tiny_run_folder), "How many Patriot systems?"]) == 0
     out, err = capsys.readouterr()
     assert out.strip() == SourceCheck.from_dir(tiny_run_folder).abstain_answer
-    assert "source check: withheld" in err and "'200'" in err
+    assert "source check: withheld" in err and "'200' in neither the passage nor your answers" in err
+    monkeypatch.setattr(Answerer, "stream", lambda self, q, write=None: "Germany is sending two Patriot systems.")
+    assert main(["ask", "--model", str(tiny_run_folder), "How did Zelensky react to the Patriots?"]) == 0
+    out, err = capsys.readouterr()
+    assert out.strip() == SourceCheck.from_dir(tiny_run_folder).abstain_answer
+    assert "the question asks about 'Zelensky', which neither mentions" in err
     assert main(["ask", "--model", str(tiny_run_folder), "--no-source-check", "How many?"]) == 0
     assert capsys.readouterr().out == ""  # unchecked answers stream through `write` (not called by the stub)

@@ -311,7 +311,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-new-tokens", type=int, default=256)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     p.add_argument("--source-check", action=argparse.BooleanOptionalAction, default=None,
-                   help="withhold an answer naming a number or name the passage and your answers lack (groundtune."
+                   help="withhold an answer naming a number or name the passage and your answers lack, or answering a "
+                        "question about a name they never mention (groundtune."
                         "source_check) [default: on where the folder holds its evidence, source_check.json or dataset/: a "
                         "groundtune run folder or a published one downloaded whole]")
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show Python tracebacks")

@@ -280,8 +280,8 @@ class EvalConfig:
     The answers are the same either way."""
     source_check: bool = True
     """Also score the tuned model's answers after the source check (groundtune.source_check: an answer naming a
-    number or name found in neither the passage nor the user's answers becomes the abstention answer), as the
-    report's model `checked`. Scoring only: the answers are the tuned model's, no second generation."""
+    number or name found in neither the passage nor the user's answers, or answering a question about a name
+    neither mentions, becomes the abstention answer), as the report's model `checked`. Scoring only: the answers are the tuned model's, no second generation."""
     nli_model: str | None = None
     """Optional local folder of an NLI / fact-checking classifier (e.g. MiniCheck, HHEM-style); adds the signal `nli`. Not needed."""
 

@@ -194,11 +194,14 @@ def ask(model_dir: str, question: str | None, max_new_tokens: int = 256, device:
             answerer.stream(q)
             return
         answer = answerer.stream(q, write=lambda _: None)
-        flags = check.flags(answer)
+        flags = check.flags(answer, q)
         if flags:
-            print(f"[groundtune] source check: withheld {answer!r} ({', '.join(repr(f['text']) for f in flags)} "
-                  "in neither the passage nor your answers)", file=sys.stderr, flush=True)
-        print(check.apply(answer), flush=True)
+            named = lambda where: ", ".join(repr(f["text"]) for f in flags if f.get("in", "answer") == where)  # noqa: E731
+            why = [f"{named('answer')} in neither the passage nor your answers" if named("answer") else "",
+                   f"the question asks about {named('question')}, which neither mentions" if named("question") else ""]
+            print(f"[groundtune] source check: withheld {answer!r} ({'; '.join(w for w in why if w)})",
+                  file=sys.stderr, flush=True)
+        print(check.apply(answer, q), flush=True)
 
     if question is not None:
         reply(question)

@@ -1,4 +1,5 @@
-"""The source check: withhold an answer that names a number or a name the source does not give.
+"""The source check: withhold an answer that names a number or a name the source does not give, or that answers a
+question about a name the source never mentions.
 
 A 135M model tuned on a few pairs still invents details on questions its source does not answer ("approximately
 200 Patriot systems"). The check compares each number and name of an answer with the evidence a user has: the
@@ -7,8 +8,14 @@ found in neither is replaced by the abstention answer (`data.abstain_answer`); a
 kept as it is. The number and name rules are the evaluation harness's (`signals.number_precision`,
 `signals.entity_precision`: "31 to 14" supports "17", "Rutte" supports "Mark Rutte's" ...).
 
+Given the question too, the check also withholds an answer to a question that asks about a name the evidence never
+mentions ("What share of GDP ...?", "How did Zelensky respond ...?"): the model's usual mistake there is an
+on-topic passage sentence, which holds no unsupported name itself. A country's capital, demonym or seat of
+government counts as a mention of the country ("Berlin" for Germany, "the Kremlin" for Russia), and numbers in
+a question are left alone (a wrong number is a false premise to correct, not a topic the source lacks).
+
 It is a filter on text, so it applies wherever groundtune answers (`groundtune ask --source-check`,
-`eval.source_check`) and to `pipeline` output through `SourceCheck.from_dir(model_dir).apply(answer)`;
+`eval.source_check`) and to `pipeline` output through `SourceCheck.from_dir(model_dir).apply(answer, question)`;
 `pipeline` alone does not run it. Every run folder carries its evidence in `source_check.json` (written by
 `save_run`, published under `groundtune/`), so `from_dir` works on a Hub download too.
 """
@@ -21,12 +28,43 @@ from pathlib import Path
 
 from groundtune.errors import GroundtuneError
 from groundtune.evaluation.signals import entity_precision, number_precision
-from groundtune.evaluation.text import abstention_span
+from groundtune.evaluation.text import abstention_span, name_key, name_vocabulary, names
+from groundtune.questions import COUNTRIES, QUESTION_WORDS, country_forms
+
+# Seats of government written for the country ("the Kremlin said ..."): a mention of it, like its capital.
+SEATS = {"Kremlin": "Russia", "White House": "United States", "Pentagon": "United States",
+         "Downing Street": "United Kingdom", "Elysee": "France", "Élysée": "France", "Bundestag": "Germany"}
 
 
 def unsupported_claims(answer: str, evidence: str) -> list[dict]:
     """The answer's numbers and names found nowhere in `evidence`, as character spans of the answer."""
     return number_precision(answer, evidence)[1] + entity_precision(answer, evidence)[1]
+
+
+def mention_vocabulary(evidence: str) -> set[str]:
+    """Name keys (`text.name_key`) that count as mentioned by `evidence`: its own words, plus every form of each
+    country it names (name, capital, demonym, seat of government: "Berlin" is a mention of Germany)."""
+    vocab = set(name_vocabulary(evidence))
+    capitals = {COUNTRIES[c][0] for c in country_forms(evidence)}  # "U.S." and "United States" share Washington
+    forms = [f for c in COUNTRIES if COUNTRIES[c][0] in capitals for f in (c, *COUNTRIES[c])]
+    forms += [seat for seat, c in SEATS.items() if COUNTRIES[c][0] in capitals]
+    return vocab | {name_key(w) for f in forms for w in f.split()}
+
+
+def unmentioned_names(question: str, vocabulary: set[str]) -> list[dict]:
+    """The names a question asks about that `vocabulary` (`mention_vocabulary`) lacks, as spans of the question.
+    The question's first word is not read as a name ("Besides China, ...", "What's ..."): questions open with
+    capitalised common words far more often than with a name."""
+    out = []
+    for name in names(question):
+        keys = name.keys
+        if name.start == 0:
+            keys = keys[1:]
+        if not keys or name.text.lower().split("'")[0].split("’")[0] in QUESTION_WORDS:
+            continue
+        if not set(keys) <= vocabulary:
+            out.append({**name.span(), "in": "question"})
+    return out
 
 
 FILE = "source_check.json"  # in a run folder; a published repository has it under groundtune/
@@ -44,6 +82,10 @@ class SourceCheck:
     @cached_property
     def evidence(self) -> str:
         return "\n".join([self.source, *self.user_answers])
+
+    @cached_property
+    def mentioned(self) -> set[str]:
+        return mention_vocabulary(self.evidence)
 
     @classmethod
     def from_dir(cls, folder: str | Path) -> "SourceCheck":
@@ -111,10 +153,16 @@ class SourceCheck:
                                   "and a non-empty 'abstain_answer'", path)
         return cls(data["source"], tuple(data["user_answers"]), data["abstain_answer"])
 
-    def flags(self, answer: str) -> list[dict]:
-        """What the check finds unsupported in `answer` (empty for an abstention)."""
-        return [] if abstention_span(answer) else unsupported_claims(answer, self.evidence)
+    def flags(self, answer: str, question: str | None = None) -> list[dict]:
+        """What the check finds unsupported (empty for an abstention): spans of `answer`, then, given the
+        question, spans of `question` (marked "in": "question") naming what the evidence never mentions."""
+        if abstention_span(answer):
+            return []
+        asked = unmentioned_names(question, self.mentioned) if question else []
+        return unsupported_claims(answer, self.evidence) + asked
 
-    def apply(self, answer: str) -> str:
-        """`answer`, or the abstention answer when it names a number or name the evidence lacks."""
-        return self.abstain_answer if self.flags(answer) else answer
+    def apply(self, answer: str, question: str | None = None) -> str:
+        """`answer`, or the abstention answer when it names a number or name the evidence lacks, or answers a
+        question about a name the evidence never mentions. The abstention does not repeat the name: "...; it does
+        not mention GDP." would itself name what the source lacks, which the harness counts as unsupported."""
+        return self.abstain_answer if self.flags(answer, question) else answer

@@ -362,12 +362,13 @@ def score_answers(scorer, questions: list[Question], answers: list[str], source:
 
 
 def score_checked(scorer, check, questions: list[Question], tuned: list[dict]) -> list[dict]:
-    """The tuned answers' scores (`score_answers` rows) after the source check `check`: the answers it withholds
-    are scored again as its abstention answer (same abstain_logprob); the others keep their rows."""
-    withheld = [i for i, r in enumerate(tuned) if check.apply(r["answer"]) != r["answer"]]
+    """The tuned answers' scores (`score_answers` rows) after the source check `check`, given each question: the
+    answers it withholds are scored again as its abstention (same abstain_logprob); the others keep their rows."""
+    checked = [check.apply(r["answer"], q.question) for q, r in zip(questions, tuned)]
+    withheld = [i for i, (c, r) in enumerate(zip(checked, tuned)) if c != r["answer"]]
     out = list(tuned)
     if withheld:
-        rescored = score_answers(scorer, [questions[i] for i in withheld], [check.abstain_answer] * len(withheld),
+        rescored = score_answers(scorer, [questions[i] for i in withheld], [checked[i] for i in withheld],
                                  check.source, [tuned[i]["abstain_logprob"] for i in withheld])
         for i, row in zip(withheld, rescored):
             out[i] = row
