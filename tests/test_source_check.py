@@ -1,5 +1,7 @@
 """The source check (groundtune.source_check): which answers it withholds, and where its evidence comes from."""
 
+import shutil
+
 import pytest
 
 from groundtune.errors import GroundtuneError
@@ -78,7 +80,7 @@ def test_from_dir_names_a_folder_without_dataset(tmp_path):
     with pytest.raises(GroundtuneError, match="needs a groundtune run folder") as err:
         SourceCheck.from_dir(tmp_path)
     assert str(tmp_path) in str(err.value)
-    assert not SourceCheck.available(tmp_path)
+    assert SourceCheck.find(tmp_path) is None
 
 
 def test_the_run_folder_file_holds_what_its_dataset_gives(tiny_run_folder, tmp_path):
@@ -87,10 +89,12 @@ def test_the_run_folder_file_holds_what_its_dataset_gives(tiny_run_folder, tmp_p
     from groundtune.source_check import FILE
 
     saved = SourceCheck.read(tiny_run_folder / FILE)
-    assert saved == SourceCheck.from_run_dataset(tiny_run_folder) == SourceCheck.from_dir(tiny_run_folder)
+    older = shutil.copytree(tiny_run_folder, tmp_path / "older", ignore=shutil.ignore_patterns(FILE, "*.safetensors"))
+    assert not (older / FILE).exists()  # a run folder from before the file: dataset/ only
+    assert saved == SourceCheck.find(older) == SourceCheck.from_dir(tiny_run_folder)
     (tmp_path / "groundtune").mkdir()
     saved.write(tmp_path / "groundtune" / FILE)
-    assert SourceCheck.available(tmp_path) and SourceCheck.from_dir(tmp_path) == saved
+    assert SourceCheck.find(tmp_path) == SourceCheck.from_dir(tmp_path) == saved
 
 
 def test_a_run_on_several_passages_has_no_check_to_offer(tmp_path):
@@ -100,7 +104,7 @@ def test_a_run_on_several_passages_has_no_check_to_offer(tmp_path):
     rows = [{"question": "Q?", "answer": "A.", "source": s, "kind": "user"} for s in ("One.", "Two.")]
     datasets.DatasetDict({"train": datasets.Dataset.from_list(rows)}).save_to_disk(str(tmp_path / "dataset"))
     (tmp_path / "config.yaml").write_text("seed: 1\n")
-    assert not SourceCheck.available(tmp_path)
+    assert SourceCheck.find(tmp_path) is None
     with pytest.raises(GroundtuneError, match="several passages"):
         SourceCheck.from_dir(tmp_path)
 

@@ -200,7 +200,6 @@ def eval_tables(report: dict) -> dict:
         sets.append({"name": name, "n": info.get("n"), "answerable": info.get("answerable"), "rows": rows,
                      "report": info.get("report"), "created": info.get("created")})
     return {"created": report.get("created", "unknown date"), "source_sha256": report.get("source_sha256", "unknown"),
-            "weights_sha256": report.get("weights_sha256") or {},  # reports before session 29: none
             "sets": sets, "total_questions": sum(s["n"] or 0 for s in sets if s["name"] != "train"),
             "checked": bool(checked_all)}
 

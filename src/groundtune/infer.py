@@ -181,13 +181,15 @@ def _progress(total: int, desc: str):
 def ask(model_dir: str, question: str | None, max_new_tokens: int = 256, device: str = "auto",
         source_check: bool | None = None) -> None:
     """Answer one question, or (no question) read questions from stdin and stream answers. `source_check` (None: on
-    where the folder holds the check's evidence, `SourceCheck.available`: a single-passage run folder, or a
+    where the folder holds the check's evidence, `SourceCheck.find`: a single-passage run folder, or a
     published one downloaded whole) prints each whole answer after the source check instead of streaming."""
     from groundtune.source_check import SourceCheck
 
     answerer = Answerer.from_dir(model_dir, device=device, max_new_tokens=max_new_tokens)
-    on = SourceCheck.available(model_dir) if source_check is None else source_check
-    check = SourceCheck.from_dir(model_dir) if on else None
+    if source_check is None:
+        check = SourceCheck.find(model_dir)
+    else:
+        check = SourceCheck.from_dir(model_dir) if source_check else None
 
     def reply(q: str) -> None:
         if check is None:

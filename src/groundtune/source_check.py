@@ -89,42 +89,35 @@ class SourceCheck:
 
     @classmethod
     def from_dir(cls, folder: str | Path) -> "SourceCheck":
+        """The check of a groundtune model folder (`find`); a folder without evidence is a one-line error."""
+        from groundtune.runs import is_run_folder
+
+        check = cls.find(folder)
+        if check is not None:
+            return check
+        if is_run_folder(folder):
+            raise GroundtuneError("the run was trained on several passages; the source check takes one", folder)
+        raise GroundtuneError(f"the source check needs a groundtune run folder or a model folder with {FILE}", folder)
+
+    @classmethod
+    def find(cls, folder: str | Path) -> "SourceCheck | None":
         """The check of a groundtune model folder: its `source_check.json` (a run folder, or a published repository
         downloaded with `huggingface_hub.snapshot_download`), or else the passage and user pairs of its dataset/
-        (run folders written before the file existed)."""
+        (run folders written before the file existed); None where it has neither, or a run on several passages
+        (the check, like the chat template, takes one passage)."""
+        from groundtune.config import load_run_config
+        from groundtune.evaluation.harness import run_source, train_questions
         from groundtune.runs import is_run_folder
 
         folder = Path(folder)
         for place in PLACES:
             if (folder / place).is_file():
                 return cls.read(folder / place)
-        if not is_run_folder(folder):
-            raise GroundtuneError(f"the source check needs a groundtune run folder or a model folder with {FILE}",
-                                  folder)
-        return cls.from_run_dataset(folder)
-
-    @classmethod
-    def from_run_dataset(cls, run_folder: Path) -> "SourceCheck":
-        from groundtune.config import load_run_config
-        from groundtune.evaluation.harness import run_source, train_questions
-
-        source = run_source(run_folder)
+        source = run_source(folder) if is_run_folder(folder) else None
         if source is None:
-            raise GroundtuneError("the run was trained on several passages; the source check takes one", run_folder)
-        abstain = load_run_config(run_folder / "config.yaml").data.abstain_answer
-        return cls(source, tuple(q.reference for q in train_questions(run_folder)), abstain)
-
-    @staticmethod
-    def available(folder: str | Path) -> bool:
-        """Whether `from_dir(folder)` has evidence to read: a source_check.json, or a single-passage run's dataset/
-        (a run on several passages has neither: the check, like the chat template, takes one passage)."""
-        from groundtune.evaluation.harness import run_source
-        from groundtune.runs import is_run_folder
-
-        folder = Path(folder)
-        if any((folder / place).is_file() for place in PLACES):
-            return True
-        return is_run_folder(folder) and run_source(folder) is not None
+            return None
+        abstain = load_run_config(folder / "config.yaml").data.abstain_answer
+        return cls(source, tuple(q.reference for q in train_questions(folder)), abstain)
 
     def to_json(self) -> dict:
         return {"source": self.source, "user_answers": list(self.user_answers), "abstain_answer": self.abstain_answer}

@@ -257,7 +257,8 @@ def saved_source(model_dir: Path) -> str | None:
     """The passage in a model folder's source_check.json (a published groundtune model, downloaded), if any."""
     from groundtune.source_check import SourceCheck
 
-    return SourceCheck.from_dir(model_dir).source if SourceCheck.available(model_dir) else None
+    check = SourceCheck.find(model_dir)
+    return check.source if check else None
 
 
 @dataclass
@@ -310,13 +311,14 @@ def answers_and_abstention(answerer, target: Target, questions: list[str], cfg: 
 
 
 def source_check(target: Target):
-    """The source check of the evaluated model: the folder's own (`SourceCheck.from_dir`: the passage, the user's
+    """The source check of the evaluated model: the folder's own (`SourceCheck.find`: the passage, the user's
     answers, the abstention answer) with the passage evaluated against; else (a run on several passages, evaluated
     on one with --source, or a plain model folder) that passage and the run's user answers, if any."""
     from groundtune.source_check import SourceCheck
 
-    if SourceCheck.available(target.model_dir):
-        return dataclasses.replace(SourceCheck.from_dir(target.model_dir), source=target.source)
+    check = SourceCheck.find(target.model_dir)
+    if check is not None:
+        return dataclasses.replace(check, source=target.source)
     user = tuple(q.reference for q in train_questions(target.run_folder)) if target.run_folder else ()
     return SourceCheck(target.source, user, target.data.abstain_answer)
 
